@@ -1,0 +1,78 @@
+"""The SmeLU layer: a configured, or learnable, width."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_smelu import activations
+from keras_smelu.activations import DEFAULT_BETA, _check_width
+from keras_smelu.layers._parametric import ParametricActivation
+
+
+@keras.saving.register_keras_serializable(package="keras_smelu")
+class SmeLU(ParametricActivation):
+    """Smooth reLU activation layer, with a fixed or a learnable half-width.
+
+    Formula:
+    ``` python
+    f(x) = 0                          if x <= -beta
+    f(x) = (x + beta)**2 / (4 * beta) if -beta < x < beta
+    f(x) = x                          if x >= beta
+    ```
+
+    Use it as a layer or as the `activation` of `Dense`/`Conv*`:
+    `keras.layers.Dense(64, activation=keras_smelu.SmeLU(beta=0.5))`.
+
+    Args:
+        beta: Half-width of the quadratic band, `>= 0` (`0` is ReLU; a learnable width must
+            be `> 0`). Defaults to `keras_smelu.activations.DEFAULT_BETA` (0.5).
+        learnable: If True, `beta` is a weight trained with the model, stored as `log(beta)` so
+            that it stays positive at every step. `trainable` keeps Keras's meaning.
+        per_unit: With `learnable`, one width per unit (as in `keras.layers.PReLU`) instead
+            of one per layer.
+        shared_axes: With `per_unit`, the axes that share a width (e.g. `[1, 2]` for one per
+            channel after a `Conv2D`).
+        beta_initializer: Initializer of the width, in width units. Defaults to
+            `Constant(beta)`.
+        beta_regularizer: Regularizer applied to the width (not its logarithm).
+        beta_constraint: Constraint applied to the width after each update; results below
+            1e-6 are raised to 1e-6.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Example:
+
+    >>> layer = keras_smelu.SmeLU(beta=0.5)
+    >>> layer(keras.ops.convert_to_tensor([-1.0, 0.0, 1.0]))  # doctest: +SKIP
+    [0.0, 0.125, 1.0]
+
+    Reference:
+        - [Shamir et al., 2020](https://arxiv.org/abs/2010.09931)
+    """
+
+    PARAMETERS = (("beta", True),)
+
+    def __init__(
+        self,
+        beta=DEFAULT_BETA,
+        learnable=False,
+        per_unit=False,
+        shared_axes=None,
+        beta_initializer=None,
+        beta_regularizer=None,
+        beta_constraint=None,
+        **kwargs,
+    ):
+        beta = _check_width(beta, "beta", allow_zero=not learnable)
+        super().__init__(
+            {"beta": beta},
+            learnable=learnable,
+            per_unit=per_unit,
+            shared_axes=shared_axes,
+            param_initializers={"beta": beta_initializer},
+            param_regularizers={"beta": beta_regularizer},
+            param_constraints={"beta": beta_constraint},
+            **kwargs,
+        )
+
+    def activation(self, inputs, beta):
+        return activations.smelu(inputs, beta)
