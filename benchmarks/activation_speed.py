@@ -1,0 +1,143 @@
+"""SmeLU vs ReLU vs exact GELU: forward and forward+backward time ratios.
+
+Runs each backend in its own process (Keras fixes its backend per process) and prints one
+table: TensorFlow eager, `tf.function` (Keras's default on a CPU), `tf.function` with XLA,
+and `jax.jit`. Each figure is the median of `--repeats` timed calls after warm-up, on one
+float32 tensor of `--size` elements.
+
+    python benchmarks/activation_speed.py [--size 4194304] [--repeats 30]
+
+Targets (DESIGN §6): SmeLU within 1.25x of ReLU under XLA and `jax.jit`; no slower than exact
+GELU in every mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _activations():
+    import keras
+
+    import keras_smelu
+
+    return {
+        "relu": keras.activations.relu,
+        "smelu": lambda x: keras_smelu.smelu(x, 0.5),
+        "gelu": lambda x: keras.activations.gelu(x, approximate=False),
+    }
+
+
+def _measure_tensorflow(size: int, repeats: int) -> dict:
+    import tensorflow as tf
+
+    x = tf.random.normal([size], seed=0)
+    dy = tf.random.normal([size], seed=1)
+    results = {}
+    for name, fn in _activations().items():
+
+        def forward(fn=fn):
+            return fn(x)
+
+        def forward_backward(fn=fn):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = fn(x)
+            return tape.gradient(y, x, output_gradients=dy)
+
+        modes = {
+            "tf eager": (forward, forward_backward),
+            "tf.function": (tf.function(forward), tf.function(forward_backward)),
+            "tf XLA": (
+                tf.function(forward, jit_compile=True),
+                tf.function(forward_backward, jit_compile=True),
+            ),
+        }
+        for mode, (fwd, fwd_bwd) in modes.items():
+            results[(mode, name, "forward")] = _median_seconds(lambda f=fwd: f().numpy(), repeats)
+            results[(mode, name, "forward+backward")] = _median_seconds(
+                lambda f=fwd_bwd: f().numpy(), repeats
+            )
+    return results
+
+
+def _measure_jax(size: int, repeats: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (size,))
+    dy = jax.random.normal(jax.random.PRNGKey(1), (size,))
+    results = {}
+    for name, fn in _activations().items():
+        fwd = jax.jit(fn)
+        fwd_bwd = jax.jit(jax.grad(lambda v, fn=fn: jnp.sum(fn(v) * dy)))
+        results[("jax.jit", name, "forward")] = _median_seconds(
+            lambda: fwd(x).block_until_ready(), repeats
+        )
+        results[("jax.jit", name, "forward+backward")] = _median_seconds(
+            lambda: fwd_bwd(x).block_until_ready(), repeats
+        )
+    return results
+
+
+def _child(backend: str, size: int, repeats: int) -> None:
+    measure = _measure_tensorflow if backend == "tensorflow" else _measure_jax
+    rows = [[*key, seconds] for key, seconds in measure(size, repeats).items()]
+    print(json.dumps(rows))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1 << 22)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--child", choices=["tensorflow", "jax"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.size, args.repeats)
+        return 0
+
+    times = {}
+    for backend in ("tensorflow", "jax"):
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", backend, "--size", str(args.size),
+             "--repeats", str(args.repeats)],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout
+        for mode, name, kind, seconds in json.loads(out.strip().splitlines()[-1]):
+            times[(mode, name, kind)] = seconds
+
+    print(f"float32 tensor of {args.size:,} elements, median of {args.repeats} calls")
+    header = f"{'mode':<12} {'pass':<17} {'ReLU ms':>8} {'SmeLU ms':>9} {'GELU ms':>8}"
+    header += f" {'SmeLU/ReLU':>11} {'SmeLU/GELU':>11}"
+    print(header)
+    print("-" * len(header))
+    for mode in ("tf eager", "tf.function", "tf XLA", "jax.jit"):
+        for kind in ("forward", "forward+backward"):
+            relu, smelu, gelu = (times[(mode, n, kind)] for n in ("relu", "smelu", "gelu"))
+            print(
+                f"{mode:<12} {kind:<17} {relu * 1e3:8.2f} {smelu * 1e3:9.2f} {gelu * 1e3:8.2f}"
+                f" {smelu / relu:11.2f} {smelu / gelu:11.2f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
