@@ -1,0 +1,500 @@
+"""Prediction difference (PD): how much two replicas of one model disagree.
+
+Two replicas trained with the same data and configuration give different predictions; PD
+measures that on the same (held-out) examples. Every function here is a small pure function
+that accepts NumPy arrays or backend tensors, computes in NumPy float64 and returns a Python
+`float`. Binary predictions may be given with shape `(n,)` or `(n, 1)`: a trailing dimension of
+size 1 is dropped from both arguments before their shapes are compared.
+
+Reference:
+    Shamir, Lin, Coviello, "Smooth Activations and Reproducibility in Deep Networks",
+    [arXiv:2010.09931](https://arxiv.org/abs/2010.09931).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "PD_KINDS",
+    "PairwisePD",
+    "absolute_pd",
+    "compute_pd",
+    "get_pd_fn",
+    "pairwise_pd",
+    "relative_pd",
+    "relative_pd_to_mean",
+    "shift_corrected_pd",
+    "top1_disagreement",
+    "total_variation_pd",
+]
+
+# Probabilities are clipped to [eps, 1 - eps] before taking logits. 1e-7 matches the
+# saturation of a float32 sigmoid (logit about +-16), so a saturated prediction does not
+# dominate the estimated global offset.
+_LOGIT_EPS = 1e-7
+# Tolerance on "each row of a multiclass prediction sums to 1".
+_ROW_SUM_ATOL = 1e-3
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    if not isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
+        try:
+            import keras
+
+            x = keras.ops.convert_to_numpy(x)
+        except Exception:  # not a tensor Keras knows; let NumPy try
+            pass
+    try:
+        array = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"`{name}` must be an array of numeric predictions; received: {type(x).__name__}"
+        ) from e
+    return np.atleast_1d(array)
+
+
+def _squeeze_trailing_one(array: np.ndarray) -> np.ndarray:
+    if array.ndim >= 2 and array.shape[-1] == 1:
+        return array[..., 0]
+    return array
+
+
+def _validate_pair(p1: Any, p2: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Converts two predictions to float64 arrays of one shape, or raises `ValueError`."""
+    a, b = _to_numpy(p1, "p1"), _to_numpy(p2, "p2")
+    a_sq, b_sq = _squeeze_trailing_one(a), _squeeze_trailing_one(b)
+    if a_sq.shape != b_sq.shape:
+        raise ValueError(
+            "The two predictions must have the same shape (a trailing dimension of size 1 is "
+            f"ignored); got shapes {a.shape} and {b.shape}."
+        )
+    if a_sq.size == 0:
+        raise ValueError(f"The predictions are empty; got shapes {a.shape} and {b.shape}.")
+    for name, array in (("p1", a_sq), ("p2", b_sq)):
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise ValueError(
+                f"`{name}` contains {int((~finite).sum())} non-finite values (NaN or inf) out "
+                f"of {array.size}; PD is only defined for finite predictions."
+            )
+    return a_sq, b_sq
+
+
+def _check_non_negative(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    for name, array in (("p1", a), ("p2", b)):
+        if (array < 0).any():
+            raise ValueError(
+                f"{what} is defined for non-negative predictions (probabilities), but `{name}` "
+                f"has a minimum of {array.min()!r}. Use `absolute_pd` or `relative_pd_to_mean` "
+                "for signed predictions."
+            )
+
+
+def _check_probabilities(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    for name, array in (("p1", a), ("p2", b)):
+        if (array < 0).any() or (array > 1).any():
+            raise ValueError(
+                f"{what} expects probabilities in [0, 1], but `{name}` ranges over "
+                f"[{array.min()!r}, {array.max()!r}]. Apply a sigmoid/softmax to logits first."
+            )
+
+
+def _check_distributions(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    _check_probabilities(a, b, what)
+    for name, array in (("p1", a), ("p2", b)):
+        sums = array.sum(axis=-1)
+        worst = float(np.max(np.abs(sums - 1.0)))
+        if worst > _ROW_SUM_ATOL:
+            raise ValueError(
+                f"{what} expects each row (last axis) to be a probability distribution summing "
+                f"to 1, but a row of `{name}` is off by {worst:.3g}."
+            )
+
+
+def _relative_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-entry `|a - b| / ((a + b) / 2)`, 0 where the denominator is 0."""
+    numerator = np.abs(a - b)
+    denominator = (a + b) / 2.0
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator != 0)
+
+
+def _relative_to_mean(a: np.ndarray, b: np.ndarray) -> float:
+    numerator = float(np.mean(np.abs(a - b)))
+    denominator = abs(float(np.mean((a + b) / 2.0)))
+    if numerator == 0.0:
+        return 0.0
+    if denominator == 0.0:
+        raise ValueError(
+            "Relative PD to the mean prediction is undefined: the mean prediction is 0 while the "
+            f"mean absolute difference is {numerator!r}. Use `absolute_pd` instead."
+        )
+    return numerator / denominator
+
+
+def relative_pd(p1: Any, p2: Any) -> float:
+    """Relative prediction difference, the papers' default PD.
+
+    `mean(|p1 - p2| / ((p1 + p2) / 2))` over all entries, with `0 / 0` taken as 0 (for
+    non-negative predictions the denominator is 0 only when both are 0). For multiclass
+    probabilities of shape `(n, k)` the mean runs over all `n * k` entries.
+
+    Args:
+        p1: Predictions of the first replica, non-negative (probabilities), shape `(n,)`,
+            `(n, 1)` or `(n, k)`. NumPy array or backend tensor.
+        p2: Predictions of the second replica, same shape.
+
+    Returns:
+        The relative PD as a Python float in `[0, 2]`.
+
+    Example:
+
+    >>> round(relative_pd([0.2, 0.5, 0.0], [0.3, 0.5, 0.0]), 6)  # (0.1 / 0.25 + 0 + 0) / 3
+    0.133333
+
+    Reference:
+        [arXiv:2010.09931](https://arxiv.org/abs/2010.09931)
+    """
+    a, b = _validate_pair(p1, p2)
+    _check_non_negative(a, b, "Relative PD")
+    return float(np.mean(_relative_values(a, b)))
+
+
+def absolute_pd(p1: Any, p2: Any) -> float:
+    """Absolute prediction difference.
+
+    `mean(|p1 - p2|)` over all entries. Steadier than `relative_pd` where most predictions are
+    tiny (e.g. sampled negatives), since those rows do not dominate it.
+
+    Args:
+        p1: Predictions of the first replica, any real values, shape `(n,)`, `(n, 1)` or
+            `(n, k)`. NumPy array or backend tensor.
+        p2: Predictions of the second replica, same shape.
+
+    Returns:
+        The absolute PD as a Python float, in the units of the predictions.
+
+    Example:
+
+    >>> round(absolute_pd([0.2, 0.5], [0.3, 0.5]), 6)
+    0.05
+
+    Reference:
+        [arXiv:2010.09931](https://arxiv.org/abs/2010.09931)
+    """
+    a, b = _validate_pair(p1, p2)
+    return float(np.mean(np.abs(a - b)))
+
+
+def relative_pd_to_mean(p1: Any, p2: Any) -> float:
+    """Prediction difference relative to the mean prediction, for regression (e.g. ratings).
+
+    `mean(|p1 - p2|) / |mean((p1 + p2) / 2)|`, with `0 / 0` taken as 0.
+
+    Args:
+        p1: Predictions of the first replica, any real values, shape `(n,)` or `(n, 1)`.
+            NumPy array or backend tensor.
+        p2: Predictions of the second replica, same shape.
+
+    Returns:
+        The PD as a Python float.
+
+    Raises:
+        ValueError: if the mean prediction is 0 while the predictions differ.
+
+    Example:
+
+    >>> round(relative_pd_to_mean([3.0, 4.0], [3.5, 4.0]), 6)  # 0.25 / 3.625
+    0.068966
+
+    Reference:
+        [arXiv:2202.06499](https://arxiv.org/abs/2202.06499)
+    """
+    a, b = _validate_pair(p1, p2)
+    return _relative_to_mean(a, b)
+
+
+def total_variation_pd(p1: Any, p2: Any) -> float:
+    """Mean total variation distance between multiclass predictions.
+
+    `mean_n(0.5 * sum_k |p1[n, k] - p2[n, k]|)`, where each row (last axis) is a probability
+    distribution. One-dimensional inputs are read as binary probabilities of the positive
+    class, i.e. the rows `[1 - p, p]`, for which the total variation is `|p1 - p2|`.
+
+    Args:
+        p1: Class probabilities of the first replica, shape `(n, k)`, or `(n,)`/`(n, 1)` for
+            binary. NumPy array or backend tensor.
+        p2: Class probabilities of the second replica, same shape.
+
+    Returns:
+        The mean total variation as a Python float in `[0, 1]`.
+
+    Example:
+
+    >>> round(total_variation_pd([[0.7, 0.2, 0.1]], [[0.5, 0.3, 0.2]]), 6)
+    0.2
+
+    Reference:
+        [arXiv:2010.09931](https://arxiv.org/abs/2010.09931)
+    """
+    a, b = _validate_pair(p1, p2)
+    if a.ndim == 1:
+        _check_probabilities(a, b, "Total variation PD")
+        return float(np.mean(np.abs(a - b)))
+    _check_distributions(a, b, "Total variation PD")
+    return float(np.mean(0.5 * np.sum(np.abs(a - b), axis=-1)))
+
+
+def top1_disagreement(p1: Any, p2: Any, *, threshold: float = 0.5) -> float:
+    """Top-1 disagreement ("churn"): the fraction of examples whose predicted class differs.
+
+    `mean(argmax(p1, -1) != argmax(p2, -1))` for multiclass scores of shape `(n, k)` (scores or
+    probabilities, only the argmax matters). One-dimensional inputs are binary scores, and the
+    predicted class is `p > threshold`.
+
+    Args:
+        p1: Predictions of the first replica, shape `(n, k)`, or `(n,)`/`(n, 1)` for binary.
+            NumPy array or backend tensor.
+        p2: Predictions of the second replica, same shape.
+        threshold: Decision threshold for binary predictions (0.5 for probabilities, 0 for
+            logits). Ignored for multiclass.
+
+    Returns:
+        The disagreement rate as a Python float in `[0, 1]`.
+
+    Example:
+
+    >>> top1_disagreement([[0.6, 0.4], [0.2, 0.8]], [[0.4, 0.6], [0.1, 0.9]])
+    0.5
+
+    Reference:
+        [arXiv:2010.09931](https://arxiv.org/abs/2010.09931)
+    """
+    a, b = _validate_pair(p1, p2)
+    if a.ndim == 1:
+        return float(np.mean((a > threshold) != (b > threshold)))
+    return float(np.mean(np.argmax(a, axis=-1) != np.argmax(b, axis=-1)))
+
+
+def _logit(p: np.ndarray, eps: float) -> np.ndarray:
+    p = np.clip(p, eps, 1.0 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+_SHIFT_KINDS = ("relative", "absolute", "relative_to_mean")
+_SHIFT_SPACES = ("logit", "identity")
+
+
+def shift_corrected_pd(
+    p1: Any,
+    p2: Any,
+    *,
+    kind: str = "relative",
+    space: str = "logit",
+    eps: float = _LOGIT_EPS,
+) -> float:
+    """PD after removing one global offset between the two replicas.
+
+    Much of the PD between replicas can be a single calibration offset (one replica predicts
+    slightly higher everywhere). This separates that offset from per-example disagreement: with
+    `f` the logit (`space="logit"`, for probabilities) or the identity (`space="identity"`),
+    `d = mean(f(p1) - f(p2))` is the offset (the least-squares estimate in that space), and
+    `q1 = f^-1(f(p1) - d / 2)`, `q2 = f^-1(f(p2) + d / 2)` are the corrected predictions (half
+    of the offset removed from each, which keeps the measure symmetric). The PD of `kind` is
+    then computed on `q1, q2`. In logit space probabilities are clipped to `[eps, 1 - eps]`
+    first.
+
+    Args:
+        p1: Predictions of the first replica, shape `(n,)` or `(n, 1)`: probabilities for
+            `space="logit"`, any real values for `space="identity"`. NumPy array or tensor.
+        p2: Predictions of the second replica, same shape.
+        kind: The PD measured after the correction: `"relative"`, `"absolute"` or
+            `"relative_to_mean"`.
+        space: `"logit"` (probabilities) or `"identity"` (regression outputs).
+        eps: Clipping of probabilities before the logit.
+
+    Returns:
+        The shift-corrected PD as a Python float. It is usually, not always, below the
+        uncorrected PD (the offset is a least-squares estimate, not the PD minimiser).
+
+    Example:
+
+    >>> shift_corrected_pd([0.2, 0.4], [0.3, 0.5], kind="absolute", space="identity")
+    0.0
+
+    Reference:
+        [arXiv:2202.06499](https://arxiv.org/abs/2202.06499)
+    """
+    if kind not in _SHIFT_KINDS:
+        raise ValueError(f"`kind` must be one of {list(_SHIFT_KINDS)}; received: kind={kind!r}")
+    if space not in _SHIFT_SPACES:
+        raise ValueError(f"`space` must be one of {list(_SHIFT_SPACES)}; received: space={space!r}")
+    a, b = _validate_pair(p1, p2)
+    if space == "logit":
+        if not 0.0 < eps < 0.5:
+            raise ValueError(f"`eps` must be in (0, 0.5); received: eps={eps!r}")
+        _check_probabilities(a, b, "Shift-corrected PD in logit space")
+        z1, z2 = _logit(a, eps), _logit(b, eps)
+        d = float(np.mean(z1 - z2))
+        q1, q2 = _sigmoid(z1 - d / 2.0), _sigmoid(z2 + d / 2.0)
+    else:
+        if kind == "relative":
+            _check_non_negative(a, b, "Relative PD")
+        d = float(np.mean(a - b))
+        q1, q2 = a - d / 2.0, b + d / 2.0
+    if kind == "absolute":
+        return float(np.mean(np.abs(q1 - q2)))
+    if kind == "relative_to_mean":
+        return _relative_to_mean(q1, q2)
+    return float(np.mean(_relative_values(q1, q2)))
+
+
+def _relative_shift_corrected(p1: Any, p2: Any) -> float:
+    return shift_corrected_pd(p1, p2, kind="relative", space="logit")
+
+
+def _absolute_shift_corrected(p1: Any, p2: Any) -> float:
+    return shift_corrected_pd(p1, p2, kind="absolute", space="logit")
+
+
+def _absolute_shift_corrected_identity(p1: Any, p2: Any) -> float:
+    return shift_corrected_pd(p1, p2, kind="absolute", space="identity")
+
+
+def _relative_to_mean_shift_corrected(p1: Any, p2: Any) -> float:
+    return shift_corrected_pd(p1, p2, kind="relative_to_mean", space="identity")
+
+
+PD_KINDS: Mapping[str, Callable[[Any, Any], float]] = types.MappingProxyType(
+    {
+        "relative": relative_pd,
+        "absolute": absolute_pd,
+        "relative_to_mean": relative_pd_to_mean,
+        "total_variation": total_variation_pd,
+        "top1": top1_disagreement,
+        "relative_shift_corrected": _relative_shift_corrected,
+        "absolute_shift_corrected": _absolute_shift_corrected,
+        "absolute_shift_corrected_identity": _absolute_shift_corrected_identity,
+        "relative_to_mean_shift_corrected": _relative_to_mean_shift_corrected,
+    }
+)
+"""PD measures by name (read-only). `*_shift_corrected` work in logit space (probabilities);
+`absolute_shift_corrected_identity` and `relative_to_mean_shift_corrected` in identity space
+(regression)."""
+
+
+def get_pd_fn(kind: str) -> Callable[..., float]:
+    """Returns the PD function registered under `kind` in `PD_KINDS`.
+
+    Args:
+        kind: A name from `PD_KINDS`, e.g. `"relative"` or `"absolute_shift_corrected"`.
+
+    Returns:
+        A function `fn(p1, p2) -> float`.
+
+    Raises:
+        ValueError: for an unknown name, listing the valid ones.
+    """
+    try:
+        return PD_KINDS[kind]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown PD kind. Expected one of {sorted(PD_KINDS)}; received: {kind!r}"
+        ) from None
+
+
+def compute_pd(kind: str, p1: Any, p2: Any, **kwargs: Any) -> float:
+    """Computes the PD of `kind` (a name from `PD_KINDS`) between `p1` and `p2`.
+
+    Args:
+        kind: A name from `PD_KINDS`.
+        p1: Predictions of the first replica.
+        p2: Predictions of the second replica.
+        **kwargs: Extra keyword arguments of that function (e.g. `threshold` for `"top1"`).
+
+    Returns:
+        The PD as a Python float.
+
+    Example:
+
+    >>> compute_pd("absolute", [1.0, 2.0], [1.5, 2.0])
+    0.25
+    """
+    return get_pd_fn(kind)(p1, p2, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class PairwisePD:
+    """PD over all pairs of N replicas.
+
+    Attributes:
+        kind: The PD measure (a name from `PD_KINDS`).
+        mean: Mean PD over the `N (N - 1) / 2` pairs.
+        std: Sample standard deviation over the pairs (`ddof=1`); 0.0 for a single pair.
+        values: PD of each pair `(i, j)`, `i < j`, in lexicographic order.
+        pairs: The replica index pairs, aligned with `values`.
+    """
+
+    kind: str
+    mean: float
+    std: float
+    values: tuple[float, ...]
+    pairs: tuple[tuple[int, int], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-friendly dict."""
+        return {
+            "kind": self.kind,
+            "mean": self.mean,
+            "std": self.std,
+            "values": list(self.values),
+            "pairs": [list(p) for p in self.pairs],
+        }
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    std = float(np.std(array, ddof=1)) if array.size > 1 else 0.0
+    return float(np.mean(array)), std
+
+
+def pairwise_pd(predictions: Sequence[Any], kind: str = "relative", **kwargs: Any) -> PairwisePD:
+    """Mean and spread of the PD over all pairs of N >= 2 replicas.
+
+    Relative PD is heavy-tailed across pairs, so report the spread beside the mean.
+
+    Args:
+        predictions: A sequence of N >= 2 replica predictions of one shape (or an array whose
+            first axis indexes replicas).
+        kind: A name from `PD_KINDS`.
+        **kwargs: Extra keyword arguments of the PD function.
+
+    Returns:
+        A `PairwisePD` with `mean`, `std` (`ddof=1`), `values` and `pairs`.
+
+    Example:
+
+    >>> result = pairwise_pd([[1.0], [2.0], [4.0]], kind="absolute")
+    >>> result.mean, result.values
+    (2.0, (1.0, 3.0, 2.0))
+    """
+    fn = get_pd_fn(kind)
+    replicas = list(predictions)
+    if len(replicas) < 2:
+        raise ValueError(
+            f"pairwise_pd needs at least two replica predictions; got {len(replicas)}."
+        )
+    index_pairs = tuple(itertools.combinations(range(len(replicas)), 2))
+    values = tuple(float(fn(replicas[i], replicas[j], **kwargs)) for i, j in index_pairs)
+    mean, std = _mean_std(values)
+    return PairwisePD(kind=kind, mean=mean, std=std, values=values, pairs=index_pairs)
