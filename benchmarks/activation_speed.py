@@ -89,10 +89,10 @@ def _measure_jax(size: int, repeats: int) -> dict:
         fwd = jax.jit(fn)
         fwd_bwd = jax.jit(jax.grad(lambda v, fn=fn: jnp.sum(fn(v) * dy)))
         results[("jax.jit", name, "forward")] = _median_seconds(
-            lambda: fwd(x).block_until_ready(), repeats
+            lambda f=fwd: f(x).block_until_ready(), repeats
         )
         results[("jax.jit", name, "forward+backward")] = _median_seconds(
-            lambda: fwd_bwd(x).block_until_ready(), repeats
+            lambda f=fwd_bwd: f(x).block_until_ready(), repeats
         )
     return results
 
@@ -117,9 +117,20 @@ def main(argv=None) -> int:
     for backend in ("tensorflow", "jax"):
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         out = subprocess.run(
-            [sys.executable, __file__, "--child", backend, "--size", str(args.size),
-             "--repeats", str(args.repeats)],
-            env=env, capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                backend,
+                "--size",
+                str(args.size),
+                "--repeats",
+                str(args.repeats),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         for mode, name, kind, seconds in json.loads(out.strip().splitlines()[-1]):
             times[(mode, name, kind)] = seconds

@@ -130,7 +130,7 @@ def generalized_smelu_tensor(x, alpha, beta, slope_left, slope_right):
             )
             params = (alpha, beta, slope_left, slope_right)
             return (grads[0],) + tuple(
-                _sum_to_shape(g, p.shape) for g, p in zip(grads[1:], params)
+                _sum_to_shape(g, p.shape) for g, p in zip(grads[1:], params, strict=True)
             )
 
         return y, grad

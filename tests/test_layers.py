@@ -35,7 +35,7 @@ def check_layer_contract(layer, input_shape=(4, 3), expect_weights=0):
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     before = [w.copy() for w in model.get_weights()]
     model.fit(x, np.ones_like(x), epochs=1, batch_size=len(x), verbose=0)
-    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
     return model
 
 

@@ -1,0 +1,54 @@
+"""A smooth comparator (softplus, swish, GELU) with a smoothness scale, as a layer."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_smelu import activations
+from keras_smelu.activations import _check_width
+
+COMPARATORS = ("gelu", "swish", "softplus")
+
+
+@keras.saving.register_keras_serializable(package="keras_smelu")
+class ScaledActivation(keras.layers.Layer):
+    """A smooth comparator activation with a smoothness scale: `smooth_<family>(x, scale)`.
+
+    `family="softplus"` is `softplus(scale * x) / scale`, `"swish"` is
+    `x * sigmoid(scale * x)`, `"gelu"` is `x * Phi(scale * x)`; a larger `scale` is closer to
+    ReLU. `keras_smelu.activations.scale_to_beta(family, scale)` gives the SmeLU width of equal
+    curvature at 0, which places these on SmeLU's width axis.
+
+    Args:
+        family: `"gelu"`, `"swish"` or `"softplus"`.
+        scale: The positive scale `s`.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Example:
+
+    >>> layer = keras_smelu.ScaledActivation("swish", scale=2.0)
+    >>> layer(keras.ops.convert_to_tensor([-1.0, 0.0, 1.0]))  # doctest: +SKIP
+    """
+
+    def __init__(self, family: str, scale: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if family not in COMPARATORS:
+            raise ValueError(
+                f"Argument `family` must be one of {COMPARATORS}. Received: family={family!r}"
+            )
+        self.family = family
+        self.scale = _check_width(scale, "scale", allow_zero=False)
+        self._fn = getattr(activations, f"smooth_{family}")
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs):
+        return self._fn(inputs, scale=self.scale)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"family": self.family, "scale": self.scale})
+        return config

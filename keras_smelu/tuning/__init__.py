@@ -1,0 +1,78 @@
+"""Smoothness tuning: search space, job files, Pareto frontier of (accuracy, PD), results.
+
+Imports without Optuna, keras-tuner or matplotlib; the parts that need them raise an
+`ImportError` saying `pip install "keras-smelu[tuning]"` when used.
+"""
+
+from keras_smelu.tuning._job import (
+    DataSection,
+    Job,
+    JobError,
+    JobSection,
+    ModelSection,
+    ObjectiveSection,
+    SearchSection,
+    TrainingSection,
+    job_from_dict,
+    load_job,
+    parse_override,
+)
+from keras_smelu.tuning._pareto import (
+    hypervolume_2d,
+    knee_point,
+    pareto_front_indices,
+    pareto_mask,
+    recommend,
+)
+from keras_smelu.tuning._results import (
+    TrialRecord,
+    TuningReport,
+    TuningResult,
+    system_info,
+)
+from keras_smelu.tuning._space import (
+    FAMILIES,
+    REFERENCE_FAMILY,
+    SearchPoint,
+    SearchSpace,
+    make_activation,
+    scale_to_width,
+    width_to_scale,
+)
+from keras_smelu.tuning._trial import TrialFailedError, TrialSettings
+from keras_smelu.tuning._tuner import infer_direction, tune, tune_job
+
+__all__ = [
+    "FAMILIES",
+    "REFERENCE_FAMILY",
+    "DataSection",
+    "Job",
+    "JobError",
+    "JobSection",
+    "ModelSection",
+    "ObjectiveSection",
+    "SearchPoint",
+    "SearchSection",
+    "SearchSpace",
+    "TrainingSection",
+    "TrialFailedError",
+    "TrialRecord",
+    "TrialSettings",
+    "TuningReport",
+    "TuningResult",
+    "hypervolume_2d",
+    "infer_direction",
+    "job_from_dict",
+    "knee_point",
+    "load_job",
+    "make_activation",
+    "pareto_front_indices",
+    "pareto_mask",
+    "parse_override",
+    "recommend",
+    "scale_to_width",
+    "system_info",
+    "tune",
+    "tune_job",
+    "width_to_scale",
+]

@@ -1,0 +1,758 @@
+"""Declarative tuning jobs: a TOML file parsed into frozen dataclasses, validated before training.
+
+A job file has six tables; only `[job] name` and `[data] dataset` are required. Every field is
+described on its section's dataclass below and in `tuning/README.md`. Relative paths (`[job]
+output`, `[data] path`, a journal storage) are relative to the current working directory.
+
+    [job]        name, backend, sampler, trials, seed, storage, output, timeout_s
+    [data]       dataset, path, label, n_train, n_test, seed, options
+    [model]      name, hidden, embedding_dim, normalization, dropout, cross_layers, low_rank,
+                 stacked, optimizer, learning_rate
+    [training]   epochs, batch_size, pairs, vary, report_epoch
+    [search]     families, width_low, width_high, log, slope_left_low, slope_left_high, reference
+    [objective]  accuracy, direction, pd
+
+Any problem (an unknown table or field, a wrong type, a value out of range, a real dataset whose
+files cannot be found) raises `JobError`, whose message starts with `[section] field:`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from keras_smelu.tuning._space import FAMILIES, SearchSpace
+
+try:  # Python 3.11+
+    import tomllib as _toml
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ModuleNotFoundError:
+        _toml = None  # type: ignore[assignment]
+
+DATA_ENV_VAR = "KERAS_SMELU_DATA"
+BACKENDS = ("optuna", "keras_tuner")
+SAMPLERS = ("tpe", "nsga2", "random", "grid")
+KERAS_TUNER_SAMPLERS = ("random", "grid")
+DATASETS = ("synthetic", "movielens-100k", "criteo", "avazu", "libsvm")
+# Folders looked up under $KERAS_SMELU_DATA when `[data] path` is not given (the first that
+# exists), as `keras_smelu.datasets` does.
+DATA_FOLDERS = {
+    "movielens-100k": ("movielens-100k",),
+    "criteo": ("criteo-dac-8k", "criteo"),
+    "avazu": ("avazu-9k", "avazu"),
+}
+MODELS = ("embedding_mlp", "deep_cross")
+NORMALIZATIONS = ("none", "layer", "batch")
+OPTIMIZERS = ("adam", "adagrad", "sgd")
+VARY = ("data_order", "init", "both", "none")
+REPORT_EPOCHS = ("last", "best")
+PD_KINDS = ("relative", "absolute")
+# Known accuracy metrics and the direction that is better.
+METRIC_DIRECTIONS = {
+    "loss": "minimize",
+    "log_loss": "minimize",
+    "binary_crossentropy": "minimize",
+    "mse": "minimize",
+    "rmse": "minimize",
+    "mae": "minimize",
+    "auc": "maximize",
+    "accuracy": "maximize",
+}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class JobError(ValueError):
+    """A job file is malformed; `field` is `"[section] name"` (or `"[section]"`, or `None`)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _fail(section: str, name: str, message: str) -> JobError:
+    return JobError(f"[{section}] {name}: {message}", field=f"[{section}] {name}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_str(section: str, name: str, value: Any, choices: Sequence[str] | None = None) -> None:
+    if not isinstance(value, str):
+        raise _fail(section, name, f"expected a string, got {value!r}")
+    if choices is not None and value not in choices:
+        close = difflib.get_close_matches(value, choices, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise _fail(section, name, f"expected one of {list(choices)}, got {value!r}{hint}")
+
+
+def _check_int(section: str, name: str, value: Any, minimum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(section, name, f"expected an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise _fail(section, name, f"expected an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(
+    section: str,
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    if not _is_number(value) or not math.isfinite(value):
+        raise _fail(section, name, f"expected a finite number, got {value!r}")
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}"
+        raise _fail(section, name, f"expected a number in {interval}{right}, got {value!r}")
+
+
+def _check_bool(section: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise _fail(section, name, f"expected true or false, got {value!r}")
+
+
+def _from_table(cls: type, section: str, table: Any) -> Any:
+    """Build a section dataclass from a TOML table, rejecting unknown fields."""
+    if not isinstance(table, Mapping):
+        raise JobError(f"[{section}]: expected a table, got {table!r}", field=f"[{section}]")
+    names = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in table.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _fail(section, key, f"unknown field; expected one of {names}{hint}")
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        missing = [
+            f.name
+            for f in fields(cls)
+            if f.name not in kwargs and f.default is MISSING and f.default_factory is MISSING
+        ]
+        name = missing[0] if missing else "?"
+        raise _fail(section, name, "this field is required") from exc
+
+
+@dataclass(frozen=True)
+class JobSection:
+    """`[job]`: what to run and where to keep it.
+
+    Attributes:
+        name: Job name (letters, digits, `.`, `_`, `-`); names the study (`"<name>/<model>"`)
+            and the default output folder. Required.
+        backend: `"optuna"` (default; multi-objective samplers, resumable storage) or
+            `"keras_tuner"` (a keras-tuner Tuner; our code computes the frontier).
+        sampler: `"tpe"` (default; Optuna's multi-objective TPE), `"nsga2"`, `"random"`, or
+            `"grid"` (`trials` widths split evenly over the families, log-spaced). keras-tuner
+            supports `"random"` and `"grid"` only.
+        trials: Number of search trials per model, not counting the ReLU reference (>= 1).
+        seed: Base seed: the sampler's seed and the replica seeds of pair k (the same in every
+            trial: common random numbers).
+        storage: Optuna storage. Omitted or `""`: a SQLite file `study.db` in the output folder
+            (resumable). `"journal:<file>"`: a journal file, for several processes on one machine.
+            An RDB URL (`"postgresql://user@host/db"`, `"sqlite:///path.db"`): many machines.
+            Not used by keras-tuner (it keeps its state in the output folder).
+        output: Output folder (results, plots, default storage). Default `keras-smelu-runs/<name>`.
+        timeout_s: Stop starting new trials after this many seconds (optional).
+    """
+
+    name: str
+    backend: str = "optuna"
+    sampler: str = "tpe"
+    trials: int = 20
+    seed: int = 0
+    storage: str | None = None
+    output: str | None = None
+    timeout_s: float | None = None
+
+    def validate(self) -> None:
+        s = "job"
+        _check_str(s, "name", self.name)
+        if not _NAME_RE.match(self.name):
+            raise _fail(
+                s,
+                "name",
+                "expected letters, digits, '.', '_' or '-' (starting with a letter or digit), "
+                f"got {self.name!r}",
+            )
+        _check_str(s, "backend", self.backend, BACKENDS)
+        _check_str(s, "sampler", self.sampler, SAMPLERS)
+        if self.backend == "keras_tuner" and self.sampler not in KERAS_TUNER_SAMPLERS:
+            raise _fail(
+                s,
+                "sampler",
+                f'{self.sampler!r} needs backend = "optuna"; keras_tuner supports '
+                f"{list(KERAS_TUNER_SAMPLERS)}",
+            )
+        _check_int(s, "trials", self.trials, minimum=1)
+        _check_int(s, "seed", self.seed, minimum=0)
+        if self.storage is not None:
+            _check_str(s, "storage", self.storage)
+            if self.storage:
+                if self.backend == "keras_tuner":
+                    raise _fail(
+                        s,
+                        "storage",
+                        "keras_tuner keeps its state in the output folder; remove storage, "
+                        f"got {self.storage!r}",
+                    )
+                is_url = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", self.storage) is not None
+                is_journal = self.storage.startswith("journal:") and len(self.storage) > 8
+                if not (is_url or is_journal):
+                    raise _fail(
+                        s,
+                        "storage",
+                        "expected an RDB URL such as 'sqlite:///study.db' or "
+                        f"'postgresql://host/db', or 'journal:<file>', got {self.storage!r}",
+                    )
+        if self.output is not None:
+            _check_str(s, "output", self.output)
+        if self.timeout_s is not None:
+            _check_float(s, "timeout_s", self.timeout_s, low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """`[data]`: the training and evaluation data.
+
+    Attributes:
+        dataset: `"synthetic"` (generated by the package, no files), `"movielens-100k"`,
+            `"criteo"`, `"avazu"` or `"libsvm"`. Required.
+        path: Folder of the dataset's files (a file for `"libsvm"`). Omitted: the folder
+            `movielens-100k/`, `criteo-dac-8k/` (or `criteo/`), `avazu-9k/` (or `avazu/`) under
+            `$KERAS_SMELU_DATA`.
+        label: Which label to learn, dataset-specific: MovieLens `"liked"` (rating >= 4, the
+            loader's default) or `"rating"` (regression); omitted: the loader's default.
+        n_train: Use at most this many training rows (optional; the synthetic data's size).
+        n_test: Use at most this many held-out rows, where loss and PD are measured (optional).
+        seed: Seed for generating or splitting the data; omitted: `[job] seed`.
+        options: A table passed as keyword arguments to the dataset loader, which checks it
+            (e.g. `test_fraction`, `min_count`; libsvm: `task`).
+    """
+
+    dataset: str
+    path: str | None = None
+    label: str | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    seed: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolve_path(self, environ: Mapping[str, str] | None = None) -> Path | None:
+        """Where the dataset's files are: `path`, else under `$KERAS_SMELU_DATA`; `None` for the
+        synthetic data or when neither is given."""
+        if self.dataset == "synthetic":
+            return None
+        if self.path:
+            return Path(self.path).expanduser()
+        environ = os.environ if environ is None else environ
+        root = environ.get(DATA_ENV_VAR)
+        if root and self.dataset in DATA_FOLDERS:
+            candidates = [Path(root).expanduser() / f for f in DATA_FOLDERS[self.dataset]]
+            return next((c for c in candidates if c.exists()), candidates[0])
+        return None
+
+    def validate(self, check_paths: bool = True, environ: Mapping[str, str] | None = None) -> None:
+        s = "data"
+        _check_str(s, "dataset", self.dataset, DATASETS)
+        for name in ("path", "label"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_str(s, name, value)
+        for name in ("n_train", "n_test"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_int(s, name, value, minimum=1)
+        if self.seed is not None:
+            _check_int(s, "seed", self.seed, minimum=0)
+        if not isinstance(self.options, Mapping):
+            raise _fail(s, "options", f"expected a table, got {self.options!r}")
+        if self.dataset == "synthetic":
+            if self.path:
+                raise _fail(s, "path", f"the synthetic dataset reads no files, got {self.path!r}")
+            return
+        if not check_paths:
+            return
+        resolved = self.resolve_path(environ)
+        if resolved is None:
+            if self.dataset == "libsvm":
+                where = 'set path = "<file in LIBSVM format>"'
+            else:
+                folder = DATA_FOLDERS[self.dataset][0]
+                where = (
+                    f'set path = "<folder with the {self.dataset} files>", or set the '
+                    f"{DATA_ENV_VAR} environment variable to the folder holding {folder}/"
+                )
+            raise _fail(s, "path", f"dataset {self.dataset!r} needs its files: {where}")
+        if not resolved.exists():
+            source = "path" if self.path else f"{DATA_ENV_VAR}"
+            raise _fail(
+                s,
+                "path",
+                f"no such file or folder {str(resolved)!r} (from {source}); put the "
+                f"{self.dataset} files there or point path / {DATA_ENV_VAR} at them",
+            )
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """`[model]`: the recommender model(s) to tune; each gets its own study and frontier.
+
+    Attributes:
+        name: `"embedding_mlp"` or `"deep_cross"`, or a list of both (same settings).
+        hidden: Hidden layer sizes of the MLP tower (default `[256, 128, 64]`).
+        embedding_dim: Size of each categorical feature's embedding (default 8).
+        normalization: `"none"` (default), `"layer"` or `"batch"`: applied before each hidden
+            activation. It sets the scale of the pre-activations, hence what a width means.
+        dropout: Dropout rate after each hidden activation, in [0, 1) (default 0).
+        cross_layers: Number of cross layers (`"deep_cross"` only; >= 0, default 2).
+        low_rank: Rank of the cross layers' weights (`"deep_cross"` only; omitted: full rank).
+        stacked: Stack the deep part on the cross part instead of running them in parallel
+            (`"deep_cross"` only; default false).
+        optimizer: `"adam"` (default), `"adagrad"` or `"sgd"`.
+        learning_rate: Optimizer learning rate, > 0 (default 0.001).
+    """
+
+    name: str | tuple[str, ...] = "embedding_mlp"
+    hidden: tuple[int, ...] = (256, 128, 64)
+    embedding_dim: int = 8
+    normalization: str = "none"
+    dropout: float = 0.0
+    cross_layers: int = 2
+    low_rank: int | None = None
+    stacked: bool = False
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The model names as a tuple."""
+        return (self.name,) if isinstance(self.name, str) else tuple(self.name)
+
+    def validate(self) -> None:
+        s = "model"
+        if isinstance(self.name, str):
+            _check_str(s, "name", self.name, MODELS)
+        elif isinstance(self.name, tuple) and self.name:
+            for name in self.name:
+                _check_str(s, "name", name, MODELS)
+            if len(set(self.name)) != len(self.name):
+                raise _fail(s, "name", f"duplicate model names in {list(self.name)}")
+        else:
+            raise _fail(s, "name", f"expected a model name or a list of them, got {self.name!r}")
+        if not isinstance(self.hidden, tuple) or not self.hidden:
+            raise _fail(
+                s, "hidden", f"expected a non-empty list of layer sizes, got {self.hidden!r}"
+            )
+        for size in self.hidden:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise _fail(s, "hidden", f"expected positive integers, got {list(self.hidden)!r}")
+        _check_int(s, "embedding_dim", self.embedding_dim, minimum=1)
+        _check_str(s, "normalization", self.normalization, NORMALIZATIONS)
+        _check_float(s, "dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        _check_int(s, "cross_layers", self.cross_layers, minimum=0)
+        if self.low_rank is not None:
+            _check_int(s, "low_rank", self.low_rank, minimum=1)
+        _check_bool(s, "stacked", self.stacked)
+        _check_str(s, "optimizer", self.optimizer, OPTIMIZERS)
+        _check_float(s, "learning_rate", self.learning_rate, low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """`[training]`: how each replica is trained and how PD is measured.
+
+    Attributes:
+        epochs: Training epochs per replica (>= 1; default 3). Loss and PD are evaluated on the
+            evaluation set after every epoch and the whole trajectory is recorded.
+        batch_size: Batch size (default 256).
+        pairs: Replica pairs per trial (default 5; DESIGN §7: at least 5 per point, 10 for a
+            claim). Pair k uses the same seeds in every trial.
+        vary: What differs between the two replicas of a pair: `"data_order"` (default: the
+            data order, identical initial weights), `"init"` (the initial weights), `"both"`, or
+            `"none"` (a control: PD is exactly 0).
+        report_epoch: Which epoch's values a trial reports: `"last"` (default) or `"best"` (the
+            epoch with the lowest evaluation loss, as `keras_smelu.replicas.train_replicas`).
+    """
+
+    epochs: int = 3
+    batch_size: int = 256
+    pairs: int = 5
+    vary: str = "data_order"
+    report_epoch: str = "last"
+
+    def validate(self) -> None:
+        s = "training"
+        _check_int(s, "epochs", self.epochs, minimum=1)
+        _check_int(s, "batch_size", self.batch_size, minimum=1)
+        _check_int(s, "pairs", self.pairs, minimum=1)
+        _check_str(s, "vary", self.vary, VARY)
+        _check_str(s, "report_epoch", self.report_epoch, REPORT_EPOCHS)
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    """`[search]`: the activation families and the width range (see `SearchSpace`).
+
+    Attributes:
+        families: Families to search, from `"smelu"` (default), `"generalized_smelu"`, `"gelu"`,
+            `"swish"`, `"softplus"`; comparators are placed on SmeLU's width axis by matching
+            the curvature at 0.
+        width_low: Smallest width, in SmeLU `beta` units (> 0; default 0.01).
+        width_high: Largest width (> width_low; default 10).
+        log: Sample widths on a log scale (default true; the useful range spans decades).
+        slope_left_low: g-SmeLU's smallest left slope (default 0).
+        slope_left_high: g-SmeLU's largest left slope (< 1; default 0.3).
+        reference: Evaluate the ReLU reference once per model (default true).
+    """
+
+    families: tuple[str, ...] = ("smelu",)
+    width_low: float = 0.01
+    width_high: float = 10.0
+    log: bool = True
+    slope_left_low: float = 0.0
+    slope_left_high: float = 0.3
+    reference: bool = True
+
+    def space(self) -> SearchSpace:
+        """The `SearchSpace` this section describes."""
+        return SearchSpace(
+            families=self.families,
+            width_low=self.width_low,
+            width_high=self.width_high,
+            log=self.log,
+            slope_left_low=self.slope_left_low,
+            slope_left_high=self.slope_left_high,
+            reference=self.reference,
+        )
+
+    def validate(self) -> None:
+        s = "search"
+        if isinstance(self.families, str):
+            raise _fail(s, "families", f'expected a list such as ["smelu"], got {self.families!r}')
+        for family in self.families if isinstance(self.families, tuple) else ():
+            _check_str(s, "families", family, FAMILIES)
+        try:
+            self.space().validate()
+        except ValueError as exc:
+            name = str(exc).split(":", 1)[0]
+            raise JobError(f"[{s}] {exc}", field=f"[{s}] {name}") from exc
+
+
+@dataclass(frozen=True)
+class ObjectiveSection:
+    """`[objective]`: the two objectives, `(accuracy objective, PD)`; PD is always minimised.
+
+    Attributes:
+        accuracy: The validation metric: `"loss"` (default: the model's validation loss),
+            `"log_loss"`, `"binary_crossentropy"`, `"mse"`, `"rmse"`, `"mae"`, `"auc"`,
+            `"accuracy"`, or another metric name the model reports (then `direction` is needed).
+        direction: `"minimize"` or `"maximize"`; inferred for the known metrics.
+        pd: `"relative"` (default; the papers' PD) or `"absolute"` (steadier where most
+            predictions are tiny).
+    """
+
+    accuracy: str = "loss"
+    direction: str | None = None
+    pd: str = "relative"
+
+    @property
+    def accuracy_direction(self) -> str:
+        """The direction of the accuracy objective (given or inferred)."""
+        return self.direction or METRIC_DIRECTIONS.get(self.accuracy, "minimize")
+
+    @property
+    def directions(self) -> tuple[str, str]:
+        """`(accuracy direction, "minimize")`."""
+        return (self.accuracy_direction, "minimize")
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """Objective names, e.g. `("val_loss", "pd_relative")`."""
+        return (f"val_{self.accuracy}", f"pd_{self.pd}")
+
+    def validate(self) -> None:
+        s = "objective"
+        _check_str(s, "accuracy", self.accuracy)
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.accuracy):
+            raise _fail(s, "accuracy", f"expected a metric name, got {self.accuracy!r}")
+        if self.direction is not None:
+            _check_str(s, "direction", self.direction, ("minimize", "maximize"))
+        known = METRIC_DIRECTIONS.get(self.accuracy)
+        if known is None and self.direction is None:
+            raise _fail(
+                s,
+                "direction",
+                f'metric {self.accuracy!r} is not a known one; set direction = "minimize" or '
+                '"maximize"',
+            )
+        if known is not None and self.direction is not None and self.direction != known:
+            raise _fail(
+                s,
+                "direction",
+                f"{self.accuracy!r} is better when it is {known[:-1]}ed; expected "
+                f"{known!r}, got {self.direction!r}",
+            )
+        _check_str(s, "pd", self.pd, PD_KINDS)
+
+
+_SECTIONS = {
+    "job": JobSection,
+    "data": DataSection,
+    "model": ModelSection,
+    "training": TrainingSection,
+    "search": SearchSection,
+    "objective": ObjectiveSection,
+}
+_REQUIRED = ("job", "data")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A parsed tuning job: one dataclass per TOML table (see the module docstring)."""
+
+    job: JobSection
+    data: DataSection
+    model: ModelSection = field(default_factory=ModelSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    search: SearchSection = field(default_factory=SearchSection)
+    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    source: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+    @property
+    def directions(self) -> tuple[str, str]:
+        return self.objective.directions
+
+    @property
+    def objective_names(self) -> tuple[str, str]:
+        return self.objective.names
+
+    def validate(self, check_paths: bool = True, environ: Mapping[str, str] | None = None) -> Job:
+        """Check every section; raise `JobError` naming the first bad field. Returns `self`."""
+        self.job.validate()
+        self.data.validate(check_paths=check_paths, environ=environ)
+        self.model.validate()
+        self.training.validate()
+        self.search.validate()
+        self.objective.validate()
+        return self
+
+    def study_name(self, model_name: str) -> str:
+        """The stable study name of this job for one model: `"<job name>/<model name>"`."""
+        return f"{self.job.name}/{model_name}"
+
+    def output_dir(self) -> Path:
+        """The output folder (`[job] output`, default `keras-smelu-runs/<name>`)."""
+        return Path(self.job.output or os.path.join("keras-smelu-runs", self.job.name)).expanduser()
+
+    def storage_url(self) -> str:
+        """The Optuna storage: `[job] storage`, or a SQLite file `study.db` in the output folder."""
+        if self.job.storage:
+            return self.job.storage
+        return f"sqlite:///{(self.output_dir() / 'study.db').resolve().as_posix()}"
+
+    def search_space(self) -> SearchSpace:
+        return self.search.space()
+
+    def dataset_kwargs(self) -> dict[str, Any]:
+        """Arguments for `keras_smelu.datasets.load(**kwargs)`: `name`, `path` (resolved, or
+        `None`), the seed, the label and the loader options. For the synthetic data `n_train`
+        / `n_test` are generator arguments; for real data apply them with
+        `RecDataset.subset(n_train, n_test)`."""
+        d = self.data
+        path = d.resolve_path()
+        kwargs: dict[str, Any] = {
+            "name": d.dataset,
+            "path": None if path is None else str(path),
+            "seed": self.job.seed if d.seed is None else d.seed,
+        }
+        if d.label is not None:
+            kwargs["label"] = d.label
+        if d.dataset == "synthetic":
+            kwargs.update({k: v for k, v in (("n_train", d.n_train), ("n_test", d.n_test)) if v})
+        kwargs.update(dict(d.options))
+        return kwargs
+
+    def model_kwargs(self, model_name: str) -> dict[str, Any]:
+        """Keyword arguments for the builder `keras_smelu.models.<model_name>(data, activation,
+        **kwargs)`."""
+        if model_name not in self.model.names:
+            raise ValueError(f"model {model_name!r} is not in this job's {self.model.names}")
+        m = self.model
+        kwargs: dict[str, Any] = {
+            "embedding_dim": m.embedding_dim,
+            "hidden": tuple(m.hidden),
+            "normalization": None if m.normalization == "none" else m.normalization,
+            "dropout": m.dropout,
+            "optimizer": m.optimizer,
+            "learning_rate": m.learning_rate,
+        }
+        if model_name == "deep_cross":
+            kwargs.update(cross_layers=m.cross_layers, low_rank=m.low_rank, stacked=m.stacked)
+        return kwargs
+
+    def replica_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `keras_smelu.replicas.train_replicas`."""
+        t = self.training
+        return {
+            "pairs": t.pairs,
+            "epochs": t.epochs,
+            "batch_size": t.batch_size,
+            "vary": t.vary,
+            "seed": self.job.seed,
+            "pd": self.objective.pd,
+            "report_epoch": t.report_epoch,
+        }
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The job as nested plain data (tuples as lists, unset optional fields left out)."""
+        out: dict[str, dict[str, Any]] = {}
+        for section in _SECTIONS:
+            table = {}
+            obj = getattr(self, section)
+            for f in fields(obj):
+                value = getattr(obj, f.name)
+                if value is None:
+                    continue
+                if isinstance(value, tuple):
+                    value = list(value)
+                elif isinstance(value, Mapping):
+                    value = dict(value)
+                table[f.name] = value
+            out[section] = table
+        return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse `"section.field=value"` (the value in TOML syntax, or a bare string)."""
+    if "=" not in text:
+        raise JobError(f"override {text!r}: expected 'section.field=value'")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = _require_toml().loads(f"v = {raw}")["v"]
+    except Exception:  # a bare word such as nsga2: take it as a string
+        value = raw
+    return key, value
+
+
+def _apply_overrides(
+    data: dict[str, Any], overrides: Mapping[str, Any] | Sequence[str]
+) -> dict[str, Any]:
+    items = (
+        overrides.items()
+        if isinstance(overrides, Mapping)
+        else (parse_override(text) for text in overrides)
+    )
+    data = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for key, value in items:
+        section, _, name = key.partition(".")
+        if not name:
+            raise JobError(f"override {key!r}: expected 'section.field'")
+        if section not in _SECTIONS:
+            raise JobError(
+                f"[{section}]: unknown section in override {key!r}; expected one of "
+                f"{list(_SECTIONS)}",
+                field=f"[{section}]",
+            )
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise JobError(f"[{section}]: expected a table", field=f"[{section}]")
+        table[name] = value
+    return data
+
+
+def job_from_dict(
+    data: Mapping[str, Any],
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    *,
+    source: str | None = None,
+    check_paths: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Job:
+    """Build and validate a `Job` from nested tables (what `tomllib` returns)."""
+    data = dict(data)
+    if overrides:
+        data = _apply_overrides(data, overrides)
+    unknown = [key for key in data if key not in _SECTIONS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(_SECTIONS), n=1)
+        hint = f" (did you mean [{close[0]}]?)" if close else ""
+        raise JobError(
+            f"[{unknown[0]}]: unknown section; expected {list(_SECTIONS)}{hint}",
+            field=f"[{unknown[0]}]",
+        )
+    for section in _REQUIRED:
+        if section not in data:
+            raise JobError(f"[{section}]: this section is required", field=f"[{section}]")
+    sections = {}
+    for section, cls in _SECTIONS.items():
+        if section in data:
+            sections[section] = _from_table(cls, section, data[section])
+    job = Job(**sections, source=source)
+    return job.validate(check_paths=check_paths, environ=environ)
+
+
+def _require_toml():
+    if _toml is None:  # pragma: no cover - Python 3.10 without tomli
+        raise ImportError(
+            "Reading job files on Python 3.10 needs 'tomli': pip install tomli "
+            "(Python 3.11+ has tomllib built in)"
+        )
+    return _toml
+
+
+def load_job(
+    path: str | os.PathLike[str],
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    *,
+    check_paths: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Job:
+    """Read, parse and validate a TOML job file.
+
+    Args:
+        path: The job file.
+        overrides: Changes applied before validation: a mapping `{"training.pairs": 1}` or
+            strings `["training.pairs=1", "job.sampler=random"]` (values in TOML syntax).
+        check_paths: Check that a real dataset's files exist (default true).
+        environ: Environment to read `KERAS_SMELU_DATA` from (default `os.environ`).
+
+    Returns:
+        The validated `Job`.
+
+    Raises:
+        JobError: the file is not valid TOML or a field is wrong; the message names the field.
+        FileNotFoundError: the file does not exist.
+    """
+    toml = _require_toml()
+    path = Path(path)
+    with path.open("rb") as handle:
+        try:
+            data = toml.load(handle)
+        except toml.TOMLDecodeError as exc:
+            raise JobError(f"{path}: not valid TOML: {exc}") from exc
+    return job_from_dict(
+        data, overrides, source=str(path), check_paths=check_paths, environ=environ
+    )

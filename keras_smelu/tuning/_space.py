@@ -1,0 +1,239 @@
+"""The search space: activation families and their shared "width" axis.
+
+Every family is placed on one axis, the *width*, in SmeLU's units (its half-width `beta`):
+
+- `"smelu"`: `width = beta`.
+- `"generalized_smelu"`: `alpha = beta = width` (a symmetric band) and `slope_right = 1`, with a
+  searched left slope `slope_left` in `[slope_left_low, slope_left_high]` (default `[0, 0.3]`,
+  from SmeLU to a leaky SmeLU). Keeping the band symmetric keeps the one width axis meaningful;
+  the left slope is the only extra parameter.
+- `"gelu"`, `"swish"`, `"softplus"`: the comparators `x * Phi(s x)`, `x * sigmoid(s x)`,
+  `softplus(s x) / s`, whose scale `s` (larger is closer to ReLU) is mapped to a width by
+  matching the curvature at the origin with SmeLU's, `y''(0) = 1 / (2 beta)`:
+
+      softplus: y''(0) = s / 4            ->  s = 2 / width
+      swish:    y''(0) = s / 2            ->  s = 1 / width
+      gelu:     y''(0) = s * sqrt(2 / pi) ->  s = sqrt(pi / 2) / 2 / width  (~0.627 / width)
+
+  (`keras_smelu.activations.beta_to_scale` / `scale_to_beta` hold this mapping.)
+
+- `"relu"` is the reference (width 0); it is not searched but evaluated once per model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+REFERENCE_FAMILY = "relu"
+FAMILIES = ("smelu", "generalized_smelu", "gelu", "swish", "softplus")
+COMPARATORS = ("gelu", "swish", "softplus")
+
+# Extra searched parameters per family (their ranges are SearchSpace fields).
+FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
+    "smelu": (),
+    "generalized_smelu": ("slope_left",),
+    "gelu": (),
+    "swish": (),
+    "softplus": (),
+    REFERENCE_FAMILY: (),
+}
+
+
+def _check_family(family: str, *, allow_reference: bool = True) -> None:
+    known = FAMILIES + ((REFERENCE_FAMILY,) if allow_reference else ())
+    if family not in known:
+        raise ValueError(f"unknown activation family {family!r}; expected one of {known}")
+
+
+def _check_width(width: float) -> float:
+    if isinstance(width, bool) or not isinstance(width, (int, float, np.floating, np.integer)):
+        raise ValueError(f"width must be a positive finite number; got {width!r}")
+    width = float(width)
+    if not (math.isfinite(width) and width > 0.0):
+        raise ValueError(f"width must be a positive finite number; got {width!r}")
+    return width
+
+
+def width_to_scale(family: str, width: float) -> float:
+    """The comparator's scale `s` for a SmeLU-equivalent `width` (curvature matched at 0).
+
+    Delegates to `keras_smelu.activations.beta_to_scale`, the one definition of the mapping.
+    """
+    from keras_smelu.activations import beta_to_scale
+
+    return float(beta_to_scale(family, _check_width(width)))
+
+
+def scale_to_width(family: str, scale: float) -> float:
+    """The SmeLU-equivalent width of a comparator with scale `s` (inverse of `width_to_scale`)."""
+    from keras_smelu.activations import scale_to_beta
+
+    return float(scale_to_beta(family, _check_width(scale)))
+
+
+def make_activation(family: str, width: float = 0.0, **params: float):
+    """Build the Keras activation layer for a point of the search space.
+
+    Args:
+        family: `"relu"` or one of `FAMILIES`.
+        width: The width on the shared axis (SmeLU's `beta`); ignored for `"relu"`.
+        **params: Family-specific extras: `slope_left` (and optionally `alpha`, `slope_right`)
+            for `"generalized_smelu"`; none for the others.
+
+    Returns:
+        A Keras layer: `keras.layers.ReLU()`, `keras_smelu.SmeLU(beta=width)`,
+        `keras_smelu.GeneralizedSmeLU(alpha, beta, slope_left, slope_right)`, or, for the
+        comparators, `ScaledActivation(family, width_to_scale(family, width))` (serialisable,
+        so the models' builders can clone it from its config).
+    """
+    _check_family(family)
+    allowed = set(FAMILY_PARAMS[family])
+    if family == "generalized_smelu":
+        allowed |= {"alpha", "slope_right"}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {unknown} for family {family!r}; expected {sorted(allowed)}"
+        )
+    if family == REFERENCE_FAMILY:
+        return keras.layers.ReLU()
+    width = _check_width(width)
+    if family == "smelu":
+        from keras_smelu import SmeLU
+
+        return SmeLU(beta=width)
+    if family == "generalized_smelu":
+        from keras_smelu import GeneralizedSmeLU
+
+        return GeneralizedSmeLU(
+            alpha=float(params.get("alpha", width)),
+            beta=width,
+            slope_left=float(params.get("slope_left", 0.0)),
+            slope_right=float(params.get("slope_right", 1.0)),
+        )
+    from keras_smelu.layers import ScaledActivation
+
+    return ScaledActivation(family, width_to_scale(family, width))
+
+
+@dataclass(frozen=True)
+class SearchPoint:
+    """One point of the search space: a family, a width and the family's extra parameters."""
+
+    family: str
+    width: float
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def make_activation(self):
+        """The Keras activation layer for this point (see `make_activation`)."""
+        return make_activation(self.family, self.width, **dict(self.params))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The families and width range the tuner searches.
+
+    Attributes:
+        families: Families to search, from `FAMILIES` (ReLU is the reference, not listed).
+        width_low: Smallest width (SmeLU `beta` units); positive when `log` is true.
+        width_high: Largest width; above `width_low`.
+        log: Sample the width on a log scale (the useful range spans decades, DESIGN §7).
+        slope_left_low: Lower bound of g-SmeLU's left slope.
+        slope_left_high: Upper bound of g-SmeLU's left slope (below 1).
+        reference: Evaluate one ReLU reference trial per model.
+    """
+
+    families: tuple[str, ...] = ("smelu",)
+    width_low: float = 0.01
+    width_high: float = 10.0
+    log: bool = True
+    slope_left_low: float = 0.0
+    slope_left_high: float = 0.3
+    reference: bool = True
+
+    def validate(self) -> SearchSpace:
+        """Check every field; raise `ValueError` naming the first bad one. Returns `self`."""
+        if isinstance(self.families, str) or not isinstance(self.families, (tuple, list)):
+            raise ValueError(f"families: expected a list of family names; got {self.families!r}")
+        if len(self.families) == 0:
+            raise ValueError(f"families: expected at least one of {FAMILIES}; got none")
+        for family in self.families:
+            if family not in FAMILIES:
+                hint = " (ReLU is the reference, set reference=True)" if family == "relu" else ""
+                raise ValueError(
+                    f"families: unknown family {family!r}; expected one of {FAMILIES}{hint}"
+                )
+        if len(set(self.families)) != len(self.families):
+            raise ValueError(f"families: duplicate names in {list(self.families)}")
+        for name in ("width_low", "width_high", "slope_left_low", "slope_left_high"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name}: expected a number; got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name}: expected a finite number; got {value!r}")
+        if not isinstance(self.log, bool):
+            raise ValueError(f"log: expected true or false; got {self.log!r}")
+        if not isinstance(self.reference, bool):
+            raise ValueError(f"reference: expected true or false; got {self.reference!r}")
+        if self.width_low <= 0:
+            # Width 0 is ReLU (the reference), and a log scale needs a positive bound.
+            scale = " on a log scale" if self.log else ""
+            raise ValueError(
+                f"width_low: expected a positive number{scale} (width 0 is the ReLU "
+                f"reference); got {self.width_low!r}"
+            )
+        if not self.width_low < self.width_high:
+            raise ValueError(
+                f"width_low: expected a positive number below width_high ({self.width_high!r}), "
+                f"got {self.width_low!r}"
+            )
+        if not 0.0 <= self.slope_left_low <= self.slope_left_high < 1.0:
+            raise ValueError(
+                "slope_left_high: expected 0 <= slope_left_low <= slope_left_high < 1; got "
+                f"{self.slope_left_low!r} and {self.slope_left_high!r}"
+            )
+        return self
+
+    def widths(self, n: int) -> np.ndarray:
+        """`n` widths spread over the range (geometrically when `log`), both ends included."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1; got {n=}")
+        if n == 1:
+            middle = (
+                math.sqrt(self.width_low * self.width_high)
+                if self.log
+                else (self.width_low + self.width_high) / 2.0
+            )
+            return np.array([middle])
+        if self.log:
+            return np.geomspace(self.width_low, self.width_high, n)
+        return np.linspace(self.width_low, self.width_high, n)
+
+    def grid(self, n_per_family: int) -> list[SearchPoint]:
+        """A grid of `n_per_family` widths for each family (g-SmeLU at its lowest left slope),
+        preceded by the ReLU reference when `reference` is set."""
+        self.validate()
+        points = [SearchPoint(REFERENCE_FAMILY, 0.0)] if self.reference else []
+        for family in self.families:
+            params = {"slope_left": self.slope_left_low} if family == "generalized_smelu" else {}
+            widths = self.widths(n_per_family)
+            points += [SearchPoint(family, float(w), dict(params)) for w in widths]
+        return points
+
+    def contains(self, point: SearchPoint) -> bool:
+        """Whether `point` lies in this space (the reference counts when `reference` is set)."""
+        if point.family == REFERENCE_FAMILY:
+            return self.reference
+        if point.family not in self.families:
+            return False
+        if not self.width_low <= point.width <= self.width_high:
+            return False
+        slope = point.params.get("slope_left")
+        if slope is not None and not self.slope_left_low <= slope <= self.slope_left_high:
+            return False
+        return True

@@ -1,0 +1,154 @@
+"""One tuning trial: train the replica pairs of one search point and read both objectives.
+
+Shared by the Optuna and keras-tuner backends, so that a trial means the same thing in both:
+the same replica protocol, the same seeds for pair k in every trial (common random numbers,
+DESIGN §7), the same objectives and the same record.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from keras_smelu.tuning._results import TrialRecord, system_info
+from keras_smelu.tuning._space import REFERENCE_FAMILY, SearchPoint
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """How every trial of a study trains and what it reports.
+
+    Attributes:
+        pairs: Replica pairs per trial.
+        epochs: Epochs per replica.
+        batch_size: Training batch size.
+        vary: What differs within a pair ("data_order", "init", "both", "none").
+        report_epoch: "last" or "best" (lowest mean evaluation loss).
+        seed: Base seed; pair k uses the same seeds in every trial.
+        accuracy: The accuracy objective: "loss" (evaluation loss) or a compiled metric name.
+        direction: "minimize" or "maximize" for `accuracy`.
+        pd: PD kind of the second objective ("relative" or "absolute").
+        verbose: Keras verbosity inside trials (0 silences the progress bars).
+    """
+
+    pairs: int = 2
+    epochs: int = 2
+    batch_size: int = 256
+    vary: str = "data_order"
+    report_epoch: str = "last"
+    seed: int = 0
+    accuracy: str = "loss"
+    direction: str = "minimize"
+    pd: str = "relative"
+    verbose: int = 0
+
+    @property
+    def objective_names(self) -> tuple[str, str]:
+        return (f"val_{self.accuracy}", f"pd_{self.pd}")
+
+    @property
+    def directions(self) -> tuple[str, str]:
+        return (self.direction, "minimize")
+
+
+class TrialFailedError(RuntimeError):
+    """A trial that cannot report its objectives (e.g. its loss became NaN)."""
+
+
+REFERENCE_POINT = SearchPoint(REFERENCE_FAMILY, 0.0)
+
+
+def run_trial(
+    builder: Callable[..., Any],
+    point: SearchPoint,
+    train_data: Any,
+    eval_data: Any,
+    settings: TrialSettings,
+    *,
+    model_name: str,
+    number: int,
+) -> TrialRecord:
+    """Trains the replica pairs of `point` and returns the complete trial record.
+
+    Raises:
+        TrialFailedError: when a loss turns NaN/inf or the accuracy objective is not measured;
+            the message is the reason to record.
+    """
+    from keras_smelu.replicas import NonFiniteLossError, train_replicas
+
+    start = time.perf_counter()
+    try:
+        report = train_replicas(
+            builder,
+            train_data,
+            eval_data,
+            activation=point.make_activation(),
+            pairs=settings.pairs,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            vary=settings.vary,
+            seed=settings.seed,
+            pd=settings.pd,
+            report_epoch=settings.report_epoch,
+            verbose=settings.verbose,
+        )
+    except NonFiniteLossError as error:
+        raise TrialFailedError(str(error)) from error
+    if settings.accuracy not in report.metrics:
+        raise TrialFailedError(
+            f"the accuracy objective {settings.accuracy!r} was not measured; the model's "
+            f"evaluation gives {sorted(report.metrics)}"
+        )
+    accuracy = float(report.metrics[settings.accuracy])
+    if not math.isfinite(accuracy) or not math.isfinite(report.pd_value):
+        raise TrialFailedError(
+            f"non-finite objectives: {settings.accuracy}={accuracy}, pd={report.pd_value}"
+        )
+    metrics = {f"val_{k}": float(v) for k, v in report.metrics.items()}
+    metrics.update({f"pd_{k}": float(v) for k, v in report.pd.items()})
+    metrics.update({f"pd_{k}_std": float(v) for k, v in report.pd_std.items()})
+    metrics["train_seconds"] = float(report.train_seconds)
+    history = {
+        "accuracy": tuple(float(h["metrics"][settings.accuracy]) for h in report.history),
+        "pd": tuple(float(h["pd"][report.pd_kind]) for h in report.history),
+    }
+    return TrialRecord(
+        number=number,
+        model=model_name,
+        family=point.family,
+        width=point.width,
+        params=dict(point.params),
+        accuracy=accuracy,
+        pd=float(report.pd_value),
+        accuracy_std=float(report.metrics_std.get(settings.accuracy, math.nan)),
+        pd_std=float(report.pd_std.get(report.pd_kind, math.nan)),
+        epoch=report.epoch,
+        seeds=tuple(int(p["seeds"]["train"]) for p in report.pair_results),
+        duration_s=time.perf_counter() - start,
+        metrics=metrics,
+        history=history,
+        system=system_info(),
+    )
+
+
+def failed_record(point: SearchPoint, *, model_name: str, number: int, reason: str, **extra):
+    """The record of a trial that failed for `reason`."""
+    return TrialRecord(
+        number=number,
+        model=model_name,
+        family=point.family,
+        width=point.width,
+        params=dict(point.params),
+        state="failed",
+        fail_reason=reason,
+        system=system_info(),
+        **extra,
+    )
+
+
+def renumbered(record: TrialRecord, **changes: Mapping[str, Any]) -> TrialRecord:
+    """A copy of `record` with fields changed (e.g. the storage's trial number and id)."""
+    return replace(record, **changes)
