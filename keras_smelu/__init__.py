@@ -7,7 +7,7 @@ Import it before building or loading a model that uses SmeLU:
     keras.layers.Dense(64, activation=keras_smelu.SmeLU(beta=0.5))
 """
 
-from keras_smelu import activations
+from keras_smelu import activations, datasets, models, prediction_difference
 from keras_smelu._registry import register_activations
 from keras_smelu.activations import (
     DEFAULT_BETA,
@@ -17,7 +17,16 @@ from keras_smelu.activations import (
     smooth_softplus,
     smooth_swish,
 )
-from keras_smelu.layers import GeneralizedSmeLU, SmeLU
+from keras_smelu.layers import GeneralizedSmeLU, ScaledActivation, SmeLU
+from keras_smelu.prediction_difference import (
+    absolute_pd,
+    pairwise_pd,
+    relative_pd,
+    shift_corrected_pd,
+    top1_disagreement,
+    total_variation_pd,
+)
+from keras_smelu.replicas import NonFiniteLossError, ReplicaReport, train_replicas
 
 __version__ = "0.1.0"
 
@@ -26,12 +35,25 @@ register_activations()
 __all__ = [
     "DEFAULT_BETA",
     "GeneralizedSmeLU",
+    "NonFiniteLossError",
+    "ReplicaReport",
+    "ScaledActivation",
     "SmeLU",
+    "absolute_pd",
     "activations",
+    "datasets",
     "generalized_smelu",
+    "models",
+    "pairwise_pd",
+    "prediction_difference",
     "register_activations",
+    "relative_pd",
+    "shift_corrected_pd",
     "smelu",
     "smooth_gelu",
     "smooth_softplus",
     "smooth_swish",
+    "top1_disagreement",
+    "total_variation_pd",
+    "train_replicas",
 ]

@@ -8,11 +8,17 @@ replica pairs of one width), the ReLU reference, and turning trials into `TrialR
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock between local workers
+    fcntl = None
 
 from keras_smelu.tuning._imports import import_optional
 from keras_smelu.tuning._results import TrialRecord, TuningResult
@@ -127,34 +133,47 @@ def _record_of(trial, model_name: str) -> TrialRecord | None:
     )
 
 
-def _has_reference(study) -> bool:
-    return any(
-        t.user_attrs.get(_FAMILY) == REFERENCE_FAMILY and t.state.name in ("COMPLETE", "FAIL")
-        for t in study.get_trials(deepcopy=False)
-    )
+def _reference_state(study) -> str:
+    """ "done" (complete, or failed with a reason), "pending" (waiting or running) or "none"."""
+    state = "none"
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(_FAMILY) != REFERENCE_FAMILY:
+            continue
+        name = t.state.name
+        if name == "COMPLETE" or (name == "FAIL" and _FAIL_REASON in t.user_attrs):
+            return "done"
+        if name in ("WAITING", "RUNNING"):
+            state = "pending"
+    return state
 
 
-def _add_reference(study, run: Callable[[SearchPoint, int], TrialRecord], model_name: str):
-    """Evaluates ReLU once per study and adds it as a parameterless trial, so it takes part
-    in Optuna's own Pareto front (`study.best_trials`) exactly as in ours."""
-    optuna = _optuna()
-    number = len(study.get_trials(deepcopy=False))
-    attrs = {_FAMILY: REFERENCE_FAMILY}
-    try:
-        record = run(REFERENCE_POINT, number)
-    except TrialFailedError as error:
-        attrs[_FAIL_REASON] = str(error)
-        study.add_trial(
-            optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs=attrs)
-        )
-        return failed_record(
-            REFERENCE_POINT, model_name=model_name, number=number, reason=str(error)
-        )
-    attrs[_RECORD] = record.to_dict()
-    study.add_trial(
-        optuna.trial.create_trial(values=[record.accuracy, record.pd], user_attrs=attrs)
-    )
-    return record
+@contextlib.contextmanager
+def _storage_lock(storage: str):
+    """An exclusive lock between the processes of one machine that share a file storage."""
+    path = None
+    if storage.startswith("journal:"):
+        path = storage[len("journal:") :]
+    elif storage.startswith("sqlite:///"):
+        path = storage[len("sqlite:///") :]
+    if path is None or fcntl is None:
+        yield
+        return
+    with open(f"{path}.keras-smelu.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _enqueue_reference(study, storage: str) -> None:
+    """Queues the ReLU reference once per study. It runs as an ordinary, parameterless trial
+    (so it takes part in Optuna's own Pareto front, `study.best_trials`, exactly as in ours);
+    the queue hands it to exactly one worker, and the lock keeps two workers on one machine
+    from queueing it twice."""
+    with _storage_lock(storage):
+        if _reference_state(study) == "none":
+            study.enqueue_trial({}, user_attrs={_FAMILY: REFERENCE_FAMILY})
 
 
 def optimize(
@@ -208,41 +227,46 @@ def optimize(
     )
     study.set_metric_names(list(settings.objective_names))
 
-    def run(point: SearchPoint, number: int) -> TrialRecord:
-        return run_trial(
-            builder, point, train_data, eval_data, settings, model_name=model_name, number=number
-        )
-
-    if space.reference and not _has_reference(study):
-        record = _add_reference(study, run, model_name)
-        if progress is not None:
-            progress(record, _done(study), trials)
-
     def objective(trial):
-        point = suggest_point(trial, space)
-        trial.set_user_attr(_FAMILY, point.family)
+        if trial.user_attrs.get(_FAMILY) == REFERENCE_FAMILY:
+            point = REFERENCE_POINT
+        else:
+            point = suggest_point(trial, space)
+            trial.set_user_attr(_FAMILY, point.family)
         try:
-            record = run(point, trial.number)
+            record = run_trial(
+                builder,
+                point,
+                train_data,
+                eval_data,
+                settings,
+                model_name=model_name,
+                number=trial.number,
+            )
         except TrialFailedError as error:
             trial.set_user_attr(_FAIL_REASON, str(error))
             raise
         trial.set_user_attr(_RECORD, record.to_dict())
         return record.accuracy, record.pd
 
+    def finished(study) -> bool:
+        if space.reference:
+            _enqueue_reference(study, storage)  # again, in case a killed worker held it
+            if _reference_state(study) != "done":
+                return False
+        return _done(study) >= trials
+
     def after_trial(study, frozen):
-        finished = _done(study)
         if progress is not None:
             record = _record_of(frozen, model_name)
             if record is not None:
-                progress(record, finished, trials)
-        if finished >= trials:
+                progress(record, _done(study), trials)
+        if finished(study):
             study.stop()
 
-    remaining = trials - _done(study)
-    if remaining > 0:
+    if not finished(study):
         study.optimize(
             objective,
-            n_trials=remaining,
             timeout=timeout,
             catch=(TrialFailedError,),
             callbacks=[after_trial],

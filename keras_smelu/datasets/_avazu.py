@@ -1,0 +1,122 @@
+"""Avazu mobile-ad click logs (Kaggle 2014 "Click-Through Rate Prediction")."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from keras_smelu.datasets._base import (
+    RecDataset,
+    categorical_columns,
+    check_min_count,
+    file_info,
+    parse_ints,
+    read_rows,
+    resolve_data_files,
+    split_indices,
+)
+
+COLUMNS = (
+    "id", "click", "hour", "C1", "banner_pos", "site_id", "site_domain", "site_category",
+    "app_id", "app_domain", "app_category", "device_id", "device_ip", "device_model",
+    "device_type", "device_conn_type", "C14", "C15", "C16", "C17", "C18", "C19", "C20", "C21",
+)  # fmt: skip
+CATEGORICAL = ("hour_of_day", *COLUMNS[3:])
+
+
+def load_avazu(
+    path: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    min_count: int = 2,
+) -> RecDataset:
+    """Loads Avazu click logs as a `RecDataset` with a seeded random split.
+
+    Comma-separated, 24 fields `id,click,hour,C1,...,C21`. A file whose first line starts with
+    `id,` has a header (its column order is used); a file without one (the shared sample's
+    `dev.csv`, `test.csv`) takes the previous file's header, or the standard order above. Rows of
+    all files found are pooled, then split at random.
+
+    Features, all categorical: `hour_of_day` (the last two digits of `hour`, which is
+    `YYMMDDHH`; the date part is dropped), and every other column except `id` and `click`, as
+    strings. Vocabularies come from the training split; values seen fewer than `min_count` times
+    there, missing values and unseen test values map to id 0.
+
+    Args:
+        path: a data file, or a folder whose `train`, `dev`, `test` (`.csv`, `.tsv` or `.txt`)
+            files are pooled; default: `avazu-9k/` or `avazu/` under `$KERAS_SMELU_DATA`.
+        seed: seed of the random split.
+        test_fraction: share of the rows held out for test.
+        min_count: minimum training count for a category to get its own id.
+
+    Returns:
+        A binary `RecDataset` named `"avazu"`.
+
+    Example:
+
+    >>> ds = load_avazu("shared/datasets/avazu-9k")  # doctest: +SKIP
+    >>> ds.n_train + ds.n_test  # doctest: +SKIP
+    8999
+    """
+    min_count = check_min_count(min_count)
+    files = resolve_data_files(
+        path,
+        title="Avazu",
+        folders=("avazu-9k", "avazu"),
+        layout="comma-separated `id,click,hour,C1,...,C21`, e.g. train.csv (with header)",
+    )
+    header = COLUMNS
+    labels, hours, categorical = [], [], {name: [] for name in COLUMNS[3:]}
+    for file in files:
+        rows, lines = read_rows(file, ",", len(COLUMNS))
+        if rows and rows[0][0].strip() == "id":
+            header = tuple(field.strip() for field in rows[0])
+            if sorted(header) != sorted(COLUMNS):
+                raise ValueError(
+                    f"{file}:{lines[0]}: the header must name the columns {list(COLUMNS)}. "
+                    f"Received: {list(header)}"
+                )
+            rows, lines = rows[1:], lines[1:]
+        if not rows:
+            continue
+        columns = dict(zip(header, zip(*rows, strict=True), strict=True))
+        label, _ = parse_ints(columns["click"], file, lines, "click")
+        bad = np.flatnonzero((label != 0) & (label != 1))
+        if bad.size:
+            raise ValueError(
+                f"{file}:{lines[bad[0]]}: click must be 0 or 1. Received: {label[bad[0]]}"
+            )
+        hour, _ = parse_ints(columns["hour"], file, lines, "hour")
+        labels.append(label)
+        hours.append(hour % 100)
+        for name in categorical:
+            categorical[name].append(np.asarray(columns[name], dtype=str))
+    if not labels:
+        raise ValueError(f"Avazu: the files {[str(f) for f in files]} hold no rows.")
+
+    y = np.concatenate(labels).astype(np.float32)
+    train_idx, test_idx = split_indices(len(y), test_fraction, seed)
+    raw = {"hour_of_day": np.concatenate(hours)}
+    raw.update((name, np.concatenate(parts)) for name, parts in categorical.items())
+    x_train: dict[str, np.ndarray] = {}
+    x_test: dict[str, np.ndarray] = {}
+    sizes = categorical_columns(raw, train_idx, test_idx, min_count, x_train, x_test)
+    return RecDataset(
+        name="avazu",
+        x_train=x_train,
+        y_train=y[train_idx],
+        x_test=x_test,
+        y_test=y[test_idx],
+        categorical=sizes,
+        numeric=(),
+        task="binary",
+        info={
+            "files": file_info(files),
+            "seed": seed,
+            "test_fraction": test_fraction,
+            "min_count": min_count,
+            "split": "random over pooled rows",
+        },
+    )
