@@ -39,7 +39,7 @@ def _keras_activation_table(module=None) -> dict:
         raise RuntimeError(
             "keras_smelu cannot register activation names: this Keras version "
             f"({keras.__version__}) has no dict `keras.src.activations.ALL_OBJECTS_DICT`. "
-            'Pass the objects instead of strings (activation=keras_smelu.activations.smelu or '
+            "Pass the objects instead of strings (activation=keras_smelu.activations.smelu or "
             "keras_smelu.SmeLU()) and report the Keras version to keras-smelu."
         )
     return table

@@ -26,6 +26,4 @@ def generalized_smelu(x, alpha, beta, gl, gr):
         return -gl * alpha + gl * uv + (gr - gl) * uv**2 / (2 * w)
 
     y_beta = band(beta + alpha)
-    return np.where(
-        x <= -alpha, gl * x, np.where(x >= beta, y_beta + gr * (x - beta), band(u))
-    )
+    return np.where(x <= -alpha, gl * x, np.where(x >= beta, y_beta + gr * (x - beta), band(u)))

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import io
 import json
 import math
@@ -46,6 +45,7 @@ from keras_smelu.tuning._trial import (
     failed_record,
     renumbered,
     run_trial,
+    takes_hp,
 )
 
 keras_tuner = import_optional("keras_tuner", "The keras-tuner tuning backend")
@@ -65,21 +65,6 @@ class _TrialCrashed(keras_tuner.errors.FatalError):
     """An unexpected error inside a trial (not a diverged loss): stops the search, like the
     Optuna backend, and `SmoothnessTuner.search` re-raises the original error. The trial stays
     "running" in keras-tuner's state, so a resumed search runs it again."""
-
-
-def takes_hp(builder: Callable[..., Any]) -> bool:
-    """Whether `builder` is called as `builder(activation, hp)` rather than `builder(activation)`.
-
-    It is when it has a parameter named `hp`, or at least two positional parameters without
-    defaults.
-    """
-    try:
-        parameters = inspect.signature(builder).parameters.values()
-    except (TypeError, ValueError):  # builtins, some C callables
-        return False
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [p for p in parameters if p.kind in positional and p.default is p.empty]
-    return any(p.name == "hp" for p in parameters) or len(required) >= 2
 
 
 def trial_number(trial_id: str | int) -> int:

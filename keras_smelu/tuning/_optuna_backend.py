@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,14 @@ def _optuna():
     return import_optional("optuna", "the Optuna tuning backend")
 
 
+@contextlib.contextmanager
+def _quiet_experimental():
+    """Heartbeats and metric names are stable in practice but flagged experimental."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _optuna().exceptions.ExperimentalWarning)
+        yield
+
+
 def make_storage(url: str):
     """An Optuna storage from a URL: `journal:<file>` or any RDB URL (`sqlite:///...`,
     `postgresql://...`). SQLite folders are created; RDB storages send heartbeats so that
@@ -57,7 +66,8 @@ def make_storage(url: str):
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(url, heartbeat_interval=_HEARTBEAT_S)
+    with _quiet_experimental():
+        return optuna.storages.RDBStorage(url, heartbeat_interval=_HEARTBEAT_S)
 
 
 def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
@@ -225,7 +235,8 @@ def optimize(
         sampler=make_sampler(sampler, space, trials=trials, seed=seed),
         load_if_exists=True,
     )
-    study.set_metric_names(list(settings.objective_names))
+    with _quiet_experimental():
+        study.set_metric_names(list(settings.objective_names))
 
     def objective(trial):
         if trial.user_attrs.get(_FAMILY) == REFERENCE_FAMILY:

@@ -7,6 +7,7 @@ DESIGN §7), the same objectives and the same record.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -152,3 +153,18 @@ def failed_record(point: SearchPoint, *, model_name: str, number: int, reason: s
 def renumbered(record: TrialRecord, **changes: Mapping[str, Any]) -> TrialRecord:
     """A copy of `record` with fields changed (e.g. the storage's trial number and id)."""
     return replace(record, **changes)
+
+
+def takes_hp(builder: Callable[..., Any]) -> bool:
+    """Whether `builder` is called as `builder(activation, hp)` rather than `builder(activation)`.
+
+    It is when it has a parameter named `hp`, or at least two positional parameters without
+    defaults.
+    """
+    try:
+        parameters = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):  # builtins, some C callables
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.kind in positional and p.default is p.empty]
+    return any(p.name == "hp" for p in parameters) or len(required) >= 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 import sys
 import time
@@ -12,7 +11,7 @@ from typing import Any
 
 from keras_smelu.tuning._results import TrialRecord, TuningReport, system_info
 from keras_smelu.tuning._space import SearchSpace
-from keras_smelu.tuning._trial import TrialSettings
+from keras_smelu.tuning._trial import TrialSettings, takes_hp
 
 BACKENDS = ("optuna", "keras_tuner")
 _DIRECTIONS = ("minimize", "maximize")
@@ -307,7 +306,7 @@ def _tune_one(
     if backend == "optuna":
         from keras_smelu.tuning import _optuna_backend
 
-        if _takes_hp(builder):
+        if takes_hp(builder):
             raise ValueError(
                 f"The builder of model {name!r} takes (activation, hp): that form is for the "
                 "keras_tuner backend. With Optuna, a builder takes the activation only."
@@ -337,50 +336,36 @@ def _tune_one(
         space,
         settings,
         trials=trials,
-        seed=seed,
         directory=storage or _default_storage(backend, output),
         project_name=name,
         sampler=sampler or "random",
+        seed=seed,
+        timeout=timeout,
+        progress=progress,
         verbose=1 if progress else 0,
     )
 
 
 def _partial_results(builders, done, space, settings, backend, storage, study_name, output):
-    """After Ctrl-C: what the interrupted model's study holds (Optuna keeps it on disk)."""
-    if backend != "optuna":
-        return []
-    from keras_smelu.tuning import _optuna_backend
+    """After Ctrl-C: what the interrupted model's study holds on disk."""
+    from keras_smelu.tuning import _keras_tuner_backend, _optuna_backend
 
+    storage = storage or _default_storage(backend, output)
     finished = {r.model for r in done}
     out = []
     for name in builders:
         if name in finished:
             continue
         try:
-            out.append(
-                _optuna_backend.load_result(
-                    storage or _default_storage(backend, output),
-                    f"{study_name}/{name}",
-                    name,
-                    settings,
+            if backend == "optuna":
+                out.append(
+                    _optuna_backend.load_result(storage, f"{study_name}/{name}", name, settings)
                 )
-            )
-        except KeyError:  # the study was never created
+            else:
+                out.append(_keras_tuner_backend.load_result(storage, name, name, settings, space))
+        except (KeyError, FileNotFoundError):  # this model's study was never created
             break
     return out
-
-
-def _takes_hp(builder) -> bool:
-    try:
-        parameters = inspect.signature(builder).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    positional = [
-        p
-        for p in parameters
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    ]
-    return len(positional) >= 2
 
 
 def tune_job(

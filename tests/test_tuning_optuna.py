@@ -1,0 +1,199 @@
+"""The Optuna backend end to end: real studies, real training, real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import optuna
+import pytest
+
+from keras_smelu import tuning
+from tests._subprocess import REPO
+from tests._tuning_fixtures import tiny_builder, tiny_dataset, write_job
+
+
+def _study(storage, name):
+    if storage.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(storage[len("journal:") :]))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_tune_end_to_end_and_frontier_matches_best_trials(tmp_path, capsys):
+    dataset = tiny_dataset()
+    report = tuning.tune(
+        {"mlp": tiny_builder(dataset)},
+        dataset,
+        trials=3,
+        pairs=1,
+        epochs=1,
+        study_name="e2e",
+        output=tmp_path,
+    )
+    result = report.results["mlp"]
+    assert result.reference is not None and len(result.candidates) == 3
+    for trial in result.complete_trials:
+        assert np.isfinite(trial.accuracy) and trial.pd >= 0 and trial.seeds
+        assert trial.system["keras_backend"] == keras.backend.backend()
+    # Common random numbers: every trial trains pair 1 with the same seed.
+    assert len({t.seeds for t in result.complete_trials}) == 1
+
+    study = _study(f"sqlite:///{tmp_path / 'study.db'}", "e2e/mlp")
+    assert {t.number for t in study.best_trials} == {t.number for t in result.frontier}
+    assert result.recommended is not None
+    for name in ("results.json", "trials.csv", "frontier-mlp.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "[mlp] reference" in out and "[mlp] trial 3/3" in out
+
+    # Rerunning the finished study trains nothing and returns the same trials.
+    again = tuning.tune(
+        {"mlp": tiny_builder(dataset)},
+        dataset,
+        trials=3,
+        pairs=1,
+        epochs=1,
+        study_name="e2e",
+        output=tmp_path,
+        verbose=0,
+    )
+    assert again.results["mlp"].trials == result.trials
+
+
+def test_diverging_trials_are_recorded_as_failed_and_the_study_goes_on(tmp_path):
+    dataset = tiny_dataset()
+    build = tiny_builder(dataset)
+
+    def build_nan_unless_relu(activation):
+        model = build(activation)
+        if not isinstance(activation, keras.layers.ReLU):  # a loss that is NaN from the start
+            model.compile(optimizer="adam", loss=lambda y, p: keras.ops.log(p - 2.0))
+        return model
+
+    report = tuning.tune(
+        {"mlp": build_nan_unless_relu},
+        dataset,
+        trials=2,
+        pairs=1,
+        epochs=1,
+        output=tmp_path,
+        verbose=0,
+    )
+    result = report.results["mlp"]
+    assert result.reference is not None
+    assert len(result.failed_trials) == 2
+    assert all("nan" in t.fail_reason.lower() for t in result.failed_trials)
+
+
+def test_invalid_arguments_fail_before_training(tmp_path):
+    dataset = tiny_dataset()
+    with pytest.raises(ValueError, match="width_low"):
+        tuning.tune(tiny_builder(dataset), dataset, width_range=(1.0, 0.5), output=tmp_path)
+    with pytest.raises(ValueError, match="direction"):
+        tuning.tune(tiny_builder(dataset), dataset, accuracy="my_metric", output=tmp_path)
+    with pytest.raises(ValueError, match="backend"):
+        tuning.tune(tiny_builder(dataset), dataset, backend="hyperopt", output=tmp_path)
+    assert not (tmp_path / "study.db").exists()
+
+
+def _cli(*args, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_smelu.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def _finished(study):
+    return {
+        t.number: t.values for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
+    }
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_keeps_every_completed_trial(tmp_path):
+    job = write_job(tmp_path, trials=4)
+    storage = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    proc = _cli("tune", str(job))
+    deadline = time.time() + 300
+    before = {}
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+        if not (tmp_path / "out" / "study.db").exists():
+            continue
+        try:
+            before = _finished(_study(storage, "tiny/embedding_mlp"))
+        except KeyError:  # the study does not exist yet
+            continue
+        if len(before) >= 3:  # the reference and two search trials
+            break
+    assert proc.poll() is None, "the job finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _finished(_study(storage, "tiny/embedding_mlp"))
+    assert len(before) >= 3
+
+    resumed = _cli("tune", str(job))
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out[-3000:]
+    after = _finished(_study(storage, "tiny/embedding_mlp"))
+    for number, values in before.items():
+        assert after[number] == values  # kept, not redone
+    study = _study(storage, "tiny/embedding_mlp")
+    search = [
+        t
+        for t in study.get_trials()
+        if t.state.name == "COMPLETE" and t.user_attrs.get("family") != "relu"
+    ]
+    references = [t for t in study.get_trials() if t.user_attrs.get("family") == "relu"]
+    assert len(search) == 4 and len(references) == 1
+    report = tuning.TuningReport.load(tmp_path / "out")
+    assert len(report.results["embedding_mlp"].complete_trials) == 5
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_journal_study(tmp_path):
+    journal = tmp_path / "journal.log"
+    job = write_job(tmp_path, trials=4)
+    workers = [
+        _cli(
+            "tune",
+            str(job),
+            "--storage",
+            f"journal:{journal}",
+            "--output",
+            str(tmp_path / f"out{i}"),
+        )
+        for i in range(2)
+    ]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    study = _study(f"journal:{journal}", "tiny/embedding_mlp")
+    trials = study.get_trials()
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    references = [t for t in complete if t.user_attrs.get("family") == "relu"]
+    assert len(references) == 1
+    # Each worker stops once the study holds 4 search trials; one may finish a last one.
+    assert 4 <= len(complete) - 1 <= 5
+    # Every trial a worker reported is in the shared study, and each ran in one worker only.
+    reported = [
+        int(line.split(" #")[1].split()[0])
+        for out in outputs
+        for line in out.splitlines()
+        if line.startswith("[embedding_mlp]") and " #" in line
+    ]
+    assert sorted(reported) == sorted(t.number for t in complete)
