@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -21,18 +20,7 @@ from keras_smelu.datasets import (
     load_synthetic,
     make_synthetic_click_log,
 )
-
-
-def _data_root() -> Path:
-    env = os.environ.get(DATA_ENV_VAR)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
-def _real(folder: str) -> Path:
-    path = _data_root() / folder
-    if not path.is_dir():
-        pytest.skip(f"real data {folder}/ not found under {_data_root()} (set {DATA_ENV_VAR})")
-    return path
+from tests._data import real_data
 
 
 def check_dataset(ds: RecDataset) -> None:
@@ -67,20 +55,20 @@ def same(a: RecDataset, b: RecDataset) -> bool:
 
 @pytest.fixture(scope="module")
 def movielens() -> RecDataset:
-    return load_movielens_100k(_real("movielens-100k"))
+    return load_movielens_100k(real_data("movielens-100k"))
 
 
 @pytest.fixture(scope="module")
 def criteo() -> RecDataset:
-    return load_criteo(_real("criteo-dac-8k"))
+    return load_criteo(real_data("criteo-dac-8k"))
 
 
 @pytest.fixture(scope="module")
 def avazu() -> RecDataset:
-    return load_avazu(_real("avazu-9k"))
+    return load_avazu(real_data("avazu-9k"))
 
 
-def test_movielens_real(movielens):
+def test_movielensreal_data(movielens):
     ds = movielens
     check_dataset(ds)
     assert (ds.n_train, ds.n_test) == (80_000, 20_000)
@@ -102,7 +90,7 @@ def test_movielens_real(movielens):
 
 
 def test_movielens_rating_label_and_seed():
-    path = _real("movielens-100k")
+    path = real_data("movielens-100k")
     start = time.perf_counter()
     ds = load_movielens_100k(path, label="rating", seed=3)
     assert time.perf_counter() - start < 5.0  # about 0.4 s alone; generous for a busy machine
@@ -116,7 +104,7 @@ def test_movielens_rating_label_and_seed():
         load_movielens_100k(path, label="stars")
 
 
-def test_criteo_real(criteo):
+def test_criteoreal_data(criteo):
     ds = criteo
     check_dataset(ds)
     assert ds.n_train + ds.n_test == 8_000 and ds.n_test == 1_600
@@ -129,18 +117,18 @@ def test_criteo_real(criteo):
         for x in (ds.x_train, ds.x_test)
     ]
     assert len(rows[0]) == ds.n_train and not (rows[0] & rows[1])
-    assert same(ds, load_criteo(_real("criteo-dac-8k")))
+    assert same(ds, load_criteo(real_data("criteo-dac-8k")))
 
 
 def test_criteo_single_file_and_env(monkeypatch):
-    path = _real("criteo-dac-8k")
+    path = real_data("criteo-dac-8k")
     ds = load_criteo(path / "dev.csv", seed=1, test_fraction=0.25)
     assert ds.n_train + ds.n_test == 409 and ds.n_test == 102
     monkeypatch.setenv(DATA_ENV_VAR, str(path.parent))
     assert load("criteo").n_train == 6_400
 
 
-def test_avazu_real(avazu):
+def test_avazureal_data(avazu):
     ds = avazu
     check_dataset(ds)
     assert ds.n_train + ds.n_test == 8_999
@@ -149,12 +137,12 @@ def test_avazu_real(avazu):
     assert "id" not in ds.categorical and "click" not in ds.categorical
     assert ds.categorical["hour_of_day"] == 2  # one hour only in this sample
     assert ds.categorical["C1"] <= 7 and ds.categorical["device_ip"] < 6_678
-    assert same(ds, load_avazu(_real("avazu-9k")))
-    assert not np.array_equal(ds.y_train, load_avazu(_real("avazu-9k"), seed=1).y_train)
+    assert same(ds, load_avazu(real_data("avazu-9k")))
+    assert not np.array_equal(ds.y_train, load_avazu(real_data("avazu-9k"), seed=1).y_train)
 
 
 def test_load_by_name_from_env(monkeypatch):
-    root = _real("movielens-100k").parent
+    root = real_data("movielens-100k").parent
     monkeypatch.setenv(DATA_ENV_VAR, str(root))
     ds = load("MovieLens_100K", test_fraction=0.1)
     assert ds.name == "movielens-100k" and ds.n_test == 10_000

@@ -24,19 +24,10 @@ from keras_smelu.tuning import (
     scale_to_width,
     width_to_scale,
 )
+from tests._data import data_root
 
 REPO = Path(__file__).resolve().parents[1]
 JOB_FILES = sorted((REPO / "tuning").glob("*.toml"))
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
-def data_root() -> Path | None:
-    env = os.environ.get("KERAS_SMELU_DATA")
-    if env and Path(env).is_dir():
-        return Path(env)
-    return SHARED_DATA if SHARED_DATA.is_dir() else None
-
-
 MINIMAL = """
 [job]
 name = "t"

@@ -6,7 +6,6 @@ structural tests use a tiny spec and eager forward calls; one epoch of `fit` run
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import keras
@@ -14,7 +13,6 @@ import numpy as np
 import pytest
 
 from keras_smelu.datasets import (
-    DATA_ENV_VAR,
     RecDataset,
     load_avazu,
     load_criteo,
@@ -23,6 +21,7 @@ from keras_smelu.datasets import (
     make_synthetic_click_log,
 )
 from keras_smelu.models import deep_cross, embedding_mlp, feature_spec
+from tests._data import real_data
 
 SMALL = {"embedding_dim": 4, "hidden": (16, 8)}
 TINY = ({"a": 5, "b": 7}, ("n",), "binary")
@@ -39,11 +38,6 @@ def tiny_x(n: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
 
 def forward(model: keras.Model, x: dict[str, np.ndarray], training: bool = False) -> np.ndarray:
     return keras.ops.convert_to_numpy(model(x, training=training))
-
-
-def _data_root() -> Path:
-    env = os.environ.get(DATA_ENV_VAR)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def libsvm_dataset(tmp_path: Path) -> RecDataset:
@@ -69,10 +63,7 @@ def get_dataset(kind: str, tmp_path: Path) -> RecDataset:
         "criteo": ("criteo-dac-8k", load_criteo, {}),
         "avazu": ("avazu-9k", load_avazu, {}),
     }[kind]
-    path = _data_root() / folder
-    if not path.is_dir():
-        pytest.skip(f"real data {folder}/ not found under {_data_root()} (set {DATA_ENV_VAR})")
-    return loader(path, **kwargs)
+    return loader(real_data(folder), **kwargs)
 
 
 @pytest.mark.parametrize(
