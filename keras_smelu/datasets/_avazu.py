@@ -8,12 +8,13 @@ import numpy as np
 
 from keras_smelu.datasets._base import (
     RecDataset,
-    categorical_columns,
     check_min_count,
     file_info,
+    parse_binary_labels,
     parse_ints,
     read_rows,
     resolve_data_files,
+    split_dataset,
     split_indices,
 )
 
@@ -82,41 +83,28 @@ def load_avazu(
         if not rows:
             continue
         columns = dict(zip(header, zip(*rows, strict=True), strict=True))
-        label, _ = parse_ints(columns["click"], file, lines, "click")
-        bad = np.flatnonzero((label != 0) & (label != 1))
-        if bad.size:
-            raise ValueError(
-                f"{file}:{lines[bad[0]]}: click must be 0 or 1. Received: {label[bad[0]]}"
-            )
+        labels.append(parse_binary_labels(columns["click"], file, lines, "click"))
         hour, _ = parse_ints(columns["hour"], file, lines, "hour")
-        labels.append(label)
         hours.append(hour % 100)
         for name in categorical:
             categorical[name].append(np.asarray(columns[name], dtype=str))
     if not labels:
         raise ValueError(f"Avazu: the files {[str(f) for f in files]} hold no rows.")
 
-    y = np.concatenate(labels).astype(np.float32)
-    train_idx, test_idx = split_indices(len(y), test_fraction, seed)
     raw = {"hour_of_day": np.concatenate(hours)}
     raw.update((name, np.concatenate(parts)) for name, parts in categorical.items())
-    x_train: dict[str, np.ndarray] = {}
-    x_test: dict[str, np.ndarray] = {}
-    sizes = categorical_columns(raw, train_idx, test_idx, min_count, x_train, x_test)
-    return RecDataset(
-        name="avazu",
-        x_train=x_train,
-        y_train=y[train_idx],
-        x_test=x_test,
-        y_test=y[test_idx],
-        categorical=sizes,
-        numeric=(),
+    return split_dataset(
+        "avazu",
+        np.concatenate(labels),
+        raw,
+        {},
+        split_indices(sum(len(part) for part in labels), test_fraction, seed),
         task="binary",
+        min_count=min_count,
         info={
             "files": file_info(files),
             "seed": seed,
             "test_fraction": test_fraction,
-            "min_count": min_count,
             "split": "random over pooled rows",
         },
     )

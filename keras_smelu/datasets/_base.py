@@ -365,21 +365,55 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
     return perm[n_test:], perm[:n_test]
 
 
-def categorical_columns(
-    columns: Mapping[str, np.ndarray],
-    train_idx: np.ndarray,
-    test_idx: np.ndarray,
+def split_dataset(
+    name: str,
+    y: np.ndarray,
+    categorical: Mapping[str, np.ndarray],
+    numeric: Mapping[str, np.ndarray],
+    split: tuple[np.ndarray, np.ndarray],
+    *,
+    task: str,
     min_count: int,
-    x_train: dict[str, np.ndarray],
-    x_test: dict[str, np.ndarray],
-) -> dict[str, int]:
-    """Encodes raw categorical columns with train-only vocabularies; fills `x_train`/`x_test`."""
+    info: Mapping[str, object],
+) -> RecDataset:
+    """Splits pooled rows into a `RecDataset` by `split = (train_idx, test_idx)`.
+
+    Categorical columns (raw values) are encoded with vocabularies of the training split;
+    numeric columns are split as they are, as float32.
+    """
+    train_idx, test_idx = split
+    x_train: dict[str, np.ndarray] = {}
+    x_test: dict[str, np.ndarray] = {}
     sizes: dict[str, int] = {}
-    for name, column in columns.items():
-        x_train[name], x_test[name], sizes[name] = encode_split(
+    for column_name, column in categorical.items():
+        x_train[column_name], x_test[column_name], sizes[column_name] = encode_split(
             column[train_idx], column[test_idx], min_count
         )
-    return sizes
+    for column_name, column in numeric.items():
+        column = np.asarray(column, dtype=np.float32)
+        x_train[column_name], x_test[column_name] = column[train_idx], column[test_idx]
+    return RecDataset(
+        name=name,
+        x_train=x_train,
+        y_train=y[train_idx],
+        x_test=x_test,
+        y_test=y[test_idx],
+        categorical=sizes,
+        numeric=tuple(numeric),
+        task=task,
+        info={"min_count": min_count, **info},
+    )
+
+
+def parse_binary_labels(column, file: Path, lines, name: str) -> np.ndarray:
+    """Parses a 0/1 label column as float32; other values raise naming the file and line."""
+    label, _ = parse_ints(column, file, lines, name)
+    bad = np.flatnonzero((label != 0) & (label != 1))
+    if bad.size:
+        raise ValueError(
+            f"{file}:{lines[bad[0]]}: {name} must be 0 or 1. Received: {label[bad[0]]}"
+        )
+    return label.astype(np.float32)
 
 
 def check_min_count(min_count: int) -> int:

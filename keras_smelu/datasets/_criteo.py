@@ -8,12 +8,13 @@ import numpy as np
 
 from keras_smelu.datasets._base import (
     RecDataset,
-    categorical_columns,
     check_min_count,
     file_info,
+    parse_binary_labels,
     parse_ints,
     read_rows,
     resolve_data_files,
+    split_dataset,
     split_indices,
 )
 
@@ -72,13 +73,7 @@ def load_criteo(
         if not rows:
             continue
         columns = list(zip(*rows, strict=True))
-        label, _ = parse_ints(columns[0], file, lines, "label")
-        bad = np.flatnonzero((label != 0) & (label != 1))
-        if bad.size:
-            raise ValueError(
-                f"{file}:{lines[bad[0]]}: label must be 0 or 1. Received: {label[bad[0]]}"
-            )
-        labels.append(label)
+        labels.append(parse_binary_labels(columns[0], file, lines, "label"))
         for j, name in enumerate(NUMERIC, start=1):
             values, missing = parse_ints(columns[j], file, lines, name, allow_missing=True)
             numeric[name].append(np.where(missing, 0, values))
@@ -87,29 +82,18 @@ def load_criteo(
     if not labels:
         raise ValueError(f"Criteo DAC: the files {[str(f) for f in files]} hold no rows.")
 
-    y = np.concatenate(labels).astype(np.float32)
-    train_idx, test_idx = split_indices(len(y), test_fraction, seed)
-    x_train: dict[str, np.ndarray] = {}
-    x_test: dict[str, np.ndarray] = {}
-    raw = {name: np.concatenate(parts) for name, parts in categorical.items()}
-    sizes = categorical_columns(raw, train_idx, test_idx, min_count, x_train, x_test)
-    for name, parts in numeric.items():
-        values = np.log1p(np.maximum(np.concatenate(parts), 0)).astype(np.float32)
-        x_train[name], x_test[name] = values[train_idx], values[test_idx]
-    return RecDataset(
-        name="criteo",
-        x_train=x_train,
-        y_train=y[train_idx],
-        x_test=x_test,
-        y_test=y[test_idx],
-        categorical=sizes,
-        numeric=NUMERIC,
+    return split_dataset(
+        "criteo",
+        np.concatenate(labels),
+        {name: np.concatenate(parts) for name, parts in categorical.items()},
+        {name: np.log1p(np.maximum(np.concatenate(parts), 0)) for name, parts in numeric.items()},
+        split_indices(sum(len(part) for part in labels), test_fraction, seed),
         task="binary",
+        min_count=min_count,
         info={
             "files": file_info(files),
             "seed": seed,
             "test_fraction": test_fraction,
-            "min_count": min_count,
             "numeric_transform": "log1p(max(x, 0)), missing -> 0",
             "split": "random over pooled rows",
         },

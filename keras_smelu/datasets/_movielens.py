@@ -8,13 +8,13 @@ import numpy as np
 
 from keras_smelu.datasets._base import (
     RecDataset,
-    categorical_columns,
     check_min_count,
     file_info,
     parse_ints,
     read_rows,
     resolve_dataset_dir,
     slug,
+    split_dataset,
     split_indices,
 )
 
@@ -101,33 +101,26 @@ def load_movielens_100k(
             if name not in GENRE_FEATURES
         },
     }
-    train_idx, test_idx = split_indices(len(rating), test_fraction, seed)
-    x_train: dict[str, np.ndarray] = {}
-    x_test: dict[str, np.ndarray] = {}
-    categorical = categorical_columns(raw, train_idx, test_idx, min_count, x_train, x_test)
-    for name in GENRE_FEATURES:
-        flags = _lookup(items[name], item, item_path, data_path, lines).astype(np.float32)
-        x_train[name], x_test[name] = flags[train_idx], flags[test_idx]
-
     if label == "liked":
         y, task = (rating >= 4).astype(np.float32), "binary"
     else:
         y, task = rating.astype(np.float32), "regression"
-    return RecDataset(
-        name="movielens-100k",
-        x_train=x_train,
-        y_train=y[train_idx],
-        x_test=x_test,
-        y_test=y[test_idx],
-        categorical=categorical,
-        numeric=GENRE_FEATURES,
+    genres = {
+        name: _lookup(items[name], item, item_path, data_path, lines) for name in GENRE_FEATURES
+    }
+    return split_dataset(
+        "movielens-100k",
+        y,
+        raw,
+        genres,
+        split_indices(len(rating), test_fraction, seed),
         task=task,
+        min_count=min_count,
         info={
             "files": file_info((data_path, user_path, item_path)),
             "label": "rating >= 4" if label == "liked" else "rating",
             "seed": seed,
             "test_fraction": test_fraction,
-            "min_count": min_count,
             "split": "random over ratings",
         },
     )

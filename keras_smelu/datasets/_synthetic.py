@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_smelu.datasets._base import RecDataset, categorical_columns
+from keras_smelu.datasets._base import RecDataset, split_dataset
 
 NUMERIC = ("price", "user_activity", "recency")
 DIM = 4  # latent dimension of the hidden user/item factors
@@ -104,7 +104,6 @@ def make_synthetic_click_log(
     p = _sigmoid(logit + _intercept(logit, click_rate))
     y = (rng.random(n) < p).astype(np.float32)
 
-    train_idx, test_idx = np.arange(n_train), np.arange(n_train, n)
     raw = {
         "user": user,
         "item": item,
@@ -113,21 +112,14 @@ def make_synthetic_click_log(
         "device": device,
         "hour": hour,
     }
-    x_train: dict[str, np.ndarray] = {}
-    x_test: dict[str, np.ndarray] = {}
-    sizes = categorical_columns(raw, train_idx, test_idx, 1, x_train, x_test)
-    for name, values in zip(NUMERIC, (price, user_activity, recency), strict=True):
-        values = values.astype(np.float32)
-        x_train[name], x_test[name] = values[:n_train], values[n_train:]
-    return RecDataset(
-        name="synthetic",
-        x_train=x_train,
-        y_train=y[:n_train],
-        x_test=x_test,
-        y_test=y[n_train:],
-        categorical=sizes,
-        numeric=NUMERIC,
+    return split_dataset(
+        "synthetic",
+        y,
+        raw,
+        dict(zip(NUMERIC, (price, user_activity, recency), strict=True)),
+        (np.arange(n_train), np.arange(n_train, n)),
         task="binary",
+        min_count=1,
         info={
             "seed": seed,
             "click_rate": click_rate,

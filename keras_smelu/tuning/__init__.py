@@ -39,8 +39,8 @@ from keras_smelu.tuning._space import (
     scale_to_width,
     width_to_scale,
 )
-from keras_smelu.tuning._trial import TrialFailedError, TrialSettings
-from keras_smelu.tuning._tuner import infer_direction, tune, tune_job
+from keras_smelu.tuning._trial import TrialFailedError, TrialSettings, infer_direction
+from keras_smelu.tuning._tuner import tune, tune_job
 
 __all__ = [
     "FAMILIES",

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_smelu.tuning._space import FAMILIES, SearchSpace
+from keras_smelu.tuning._trial import METRIC_DIRECTIONS
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -55,17 +56,6 @@ OPTIMIZERS = ("adam", "adagrad", "sgd")
 VARY = ("data_order", "init", "both", "none")
 REPORT_EPOCHS = ("last", "best")
 PD_KINDS = ("relative", "absolute")
-# Known accuracy metrics and the direction that is better.
-METRIC_DIRECTIONS = {
-    "loss": "minimize",
-    "log_loss": "minimize",
-    "binary_crossentropy": "minimize",
-    "mse": "minimize",
-    "rmse": "minimize",
-    "mae": "minimize",
-    "auc": "maximize",
-    "accuracy": "maximize",
-}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

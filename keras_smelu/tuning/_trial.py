@@ -17,6 +17,39 @@ from typing import Any
 from keras_smelu.tuning._results import TrialRecord, system_info
 from keras_smelu.tuning._space import REFERENCE_FAMILY, SearchPoint
 
+_DIRECTIONS = ("minimize", "maximize")
+# Metrics Keras users compile with, and which way is better.
+METRIC_DIRECTIONS = {
+    "loss": "minimize",
+    "log_loss": "minimize",
+    "binary_crossentropy": "minimize",
+    "mse": "minimize",
+    "rmse": "minimize",
+    "root_mean_squared_error": "minimize",
+    "mae": "minimize",
+    "auc": "maximize",
+    "accuracy": "maximize",
+    "binary_accuracy": "maximize",
+    "precision": "maximize",
+    "recall": "maximize",
+}
+
+
+def infer_direction(metric: str, direction: str | None = None) -> str:
+    """The direction of an accuracy metric: given, or known for common Keras metrics."""
+    if direction is not None:
+        if direction not in _DIRECTIONS:
+            raise ValueError(
+                f"Argument `direction` must be one of {_DIRECTIONS}. Received: {direction!r}"
+            )
+        return direction
+    if metric in METRIC_DIRECTIONS:
+        return METRIC_DIRECTIONS[metric]
+    raise ValueError(
+        f"Cannot tell whether {metric!r} is better low or high: pass direction='minimize' or "
+        f"'maximize'. Known metrics: {sorted(METRIC_DIRECTIONS)}"
+    )
+
 
 @dataclass(frozen=True)
 class TrialSettings:

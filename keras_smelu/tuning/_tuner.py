@@ -11,40 +11,9 @@ from typing import Any
 
 from keras_smelu.tuning._results import TrialRecord, TuningReport, system_info
 from keras_smelu.tuning._space import SearchSpace
-from keras_smelu.tuning._trial import TrialSettings, takes_hp
+from keras_smelu.tuning._trial import TrialSettings, infer_direction, takes_hp
 
 BACKENDS = ("optuna", "keras_tuner")
-_DIRECTIONS = ("minimize", "maximize")
-# Metrics Keras users compile with, and which way is better.
-_KNOWN_DIRECTIONS = {
-    "loss": "minimize",
-    "auc": "maximize",
-    "accuracy": "maximize",
-    "binary_accuracy": "maximize",
-    "precision": "maximize",
-    "recall": "maximize",
-    "rmse": "minimize",
-    "root_mean_squared_error": "minimize",
-    "mse": "minimize",
-    "mae": "minimize",
-    "binary_crossentropy": "minimize",
-}
-
-
-def infer_direction(metric: str, direction: str | None = None) -> str:
-    """The direction of an accuracy metric: given, or known for common Keras metrics."""
-    if direction is not None:
-        if direction not in _DIRECTIONS:
-            raise ValueError(
-                f"Argument `direction` must be one of {_DIRECTIONS}. Received: {direction!r}"
-            )
-        return direction
-    if metric in _KNOWN_DIRECTIONS:
-        return _KNOWN_DIRECTIONS[metric]
-    raise ValueError(
-        f"Cannot tell whether {metric!r} is better low or high: pass direction='minimize' or "
-        f"'maximize'. Known metrics: {sorted(_KNOWN_DIRECTIONS)}"
-    )
 
 
 def split_data(data: Any) -> tuple[Any, Any]:
