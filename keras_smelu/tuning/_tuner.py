@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
@@ -50,19 +51,27 @@ def _named_builders(models: Any) -> dict[str, Callable[..., Any]]:
     return dict(models)
 
 
-def print_progress(record: TrialRecord, finished: int, trials: int, stream=None) -> None:
+def print_progress(
+    record: TrialRecord,
+    finished: int,
+    trials: int,
+    names: tuple[str, str] = ("accuracy", "pd"),
+    stream=None,
+) -> None:
     """The one-line progress report of a finished trial."""
     stream = stream or sys.stdout
-    if record.is_reference:
-        counter = "reference"
-    else:
-        counter = f"trial {finished}/{trials}"
+    counter = "reference" if record.is_reference else f"trial {finished}/{trials}"
     if record.is_complete:
-        spread = f" ± {record.pd_std:.4f}" if record.pd_std is not None else ""
-        outcome = (
-            f"accuracy objective {record.accuracy:.4f}, PD {record.pd:.4f}{spread} "
-            f"({record.duration_s:.1f}s)"
+        values = ", ".join(
+            f"{name} {value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+            for name, value, std in zip(
+                names,
+                (record.accuracy, record.pd),
+                (record.accuracy_std, record.pd_std),
+                strict=True,
+            )
         )
+        outcome = f"{values} ({record.duration_s:.1f}s)"
     else:
         outcome = f"FAILED: {record.fail_reason}"
     print(f"[{record.model}] {counter} #{record.number} {record.label}: {outcome}", file=stream)
@@ -189,7 +198,9 @@ def tune(
     )
     train_data, eval_data = split_data(data)
     output = Path(output) if output is not None else Path("keras-smelu-runs") / study_name
-    progress = print_progress if verbose else None
+    progress = functools.partial(print_progress, names=settings.objective_names)
+    if not verbose:
+        progress = None
 
     results = []
     started = time.time()
