@@ -17,6 +17,7 @@ from keras_smelu.activations import (
     smooth_softplus,
     smooth_swish,
 )
+from keras_smelu.compilation_cache import enable_compilation_cache
 from keras_smelu.layers import GeneralizedSmeLU, ScaledActivation, SmeLU
 from keras_smelu.prediction_difference import (
     absolute_pd,
@@ -42,6 +43,7 @@ __all__ = [
     "absolute_pd",
     "activations",
     "datasets",
+    "enable_compilation_cache",
     "generalized_smelu",
     "models",
     "pairwise_pd",

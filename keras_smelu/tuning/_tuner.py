@@ -103,6 +103,7 @@ def tune(
     output: str | Path | None = None,
     seed: int = 0,
     timeout: float | None = None,
+    compilation_cache: bool | str | Path = True,
     verbose: int = 1,
 ) -> TuningReport:
     """Searches the activation width of each model for accuracy and prediction difference.
@@ -150,6 +151,10 @@ def tune(
             working directory.
         seed: Seed of the sampler and of the replica pairs.
         timeout: Seconds after which no new trial starts (per model).
+        compilation_cache: On the JAX backend, turn on JAX's persistent compilation cache
+            (`keras_smelu.enable_compilation_cache`) so that the replicas' identical programs
+            compile once: True (default) uses `<output>/.jax-cache`, a path uses that folder,
+            False leaves JAX as it is. It changes the speed only, never a result.
         verbose: 0 silent; 1 a line per trial; 2 also Keras progress bars.
 
     Returns:
@@ -198,6 +203,11 @@ def tune(
     )
     train_data, eval_data = split_data(data)
     output = Path(output) if output is not None else Path("keras-smelu-runs") / study_name
+    if compilation_cache:
+        from keras_smelu.compilation_cache import enable_compilation_cache
+
+        cache = output / ".jax-cache" if compilation_cache is True else compilation_cache
+        enable_compilation_cache(cache)
     progress = functools.partial(print_progress, names=settings.objective_names)
     if not verbose:
         progress = None
