@@ -10,8 +10,8 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from keras_smelu.tuning._results import TrialRecord, system_info
@@ -181,11 +181,6 @@ def failed_record(point: SearchPoint, *, model_name: str, number: int, reason: s
         system=system_info(),
         **extra,
     )
-
-
-def renumbered(record: TrialRecord, **changes: Mapping[str, Any]) -> TrialRecord:
-    """A copy of `record` with fields changed (e.g. the storage's trial number and id)."""
-    return replace(record, **changes)
 
 
 def takes_hp(builder: Callable[..., Any]) -> bool:
