@@ -23,7 +23,6 @@ def record(number, family, width, loss, pd, **kwargs):
         epoch=2,
         seeds=(100, 101),
         duration_s=1.25 + number,
-        pair_durations_s=(0.5, 0.75),
         metrics={"pd_absolute": pd / 10, "pd_relative_shift_corrected": pd / 2},
         history={"accuracy": (loss + 0.1, loss), "pd": (pd / 2, pd)},
         system=SYSTEM,

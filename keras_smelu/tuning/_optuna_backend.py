@@ -78,7 +78,8 @@ def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
         startup = min(10, max(3, trials // 3))
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(20, trials)))
+        # Several generations even in a short study (a generation of `trials` is random search).
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, trials // 4))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
@@ -281,7 +282,6 @@ def optimize(
             timeout=timeout,
             catch=(TrialFailedError,),
             callbacks=[after_trial],
-            gc_after_trial=True,
         )
     return study_result(study, model_name, settings)
 

@@ -126,7 +126,6 @@ class TrialRecord:
         epoch: The reported epoch (1-based).
         seeds: The seed of each replica pair (the same in every trial of a job).
         duration_s: Wall time of the trial.
-        pair_durations_s: Wall time of each pair.
         metrics: Further measured values at the reported epoch (other PD kinds, shift-corrected
             PD, other validation metrics, ...).
         history: Per-epoch trajectories, e.g. `{"accuracy": [...], "pd": [...]}` (pair means).
@@ -148,7 +147,6 @@ class TrialRecord:
     epoch: int | None = None
     seeds: tuple[int, ...] = ()
     duration_s: float | None = None
-    pair_durations_s: tuple[float, ...] = ()
     metrics: Mapping[str, float] = field(default_factory=dict)
     history: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     system: Mapping[str, str] = field(default_factory=dict)
@@ -162,7 +160,6 @@ class TrialRecord:
         for name in ("accuracy", "pd", "accuracy_std", "pd_std", "duration_s"):
             set_(self, name, _as_float(getattr(self, name)))
         set_(self, "seeds", tuple(int(s) for s in self.seeds))
-        set_(self, "pair_durations_s", tuple(float(d) for d in self.pair_durations_s))
         set_(self, "params", dict(self.params))
         set_(self, "metrics", dict(self.metrics))
         set_(self, "system", dict(self.system))
@@ -263,7 +260,6 @@ _CSV_FIELDS = [
     ("params", "json"),
     ("seeds", "json"),
     ("duration_s", "float"),
-    ("pair_durations_s", "json"),
     ("metrics", "json"),
     ("history", "json"),
     ("system", "json"),
