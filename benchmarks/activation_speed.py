@@ -2,8 +2,9 @@
 
 Runs each backend in its own process (Keras fixes its backend per process) and prints one
 table: TensorFlow eager, `tf.function` (Keras's default on a CPU), `tf.function` with XLA,
-and `jax.jit`. Each figure is the median of `--repeats` timed calls after warm-up, on one
-float32 tensor of `--size` elements.
+and `jax.jit`, on one float32 tensor of `--size` elements. Calls are timed in interleaved
+rounds (ReLU, SmeLU, GELU, ReLU, ...) after warm-up, so that the machine's drift hits all
+alike; a ratio is the median of the per-round ratios, with its interquartile range as spread.
 
     python benchmarks/activation_speed.py [--size 4194304] [--repeats 30]
 
@@ -16,21 +17,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 
+import numpy as np
 
-def _median_seconds(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
+
+def _interleaved_times(calls: dict, repeats: int) -> dict:
+    """Times every call once per round, round after round, so that the machine's drift (other
+    processes, thread wake-ups, frequency) hits all of them alike; returns the times per key,
+    aligned by round."""
+    for call in calls.values():
+        for _ in range(3):
+            call()
+    times = {key: [] for key in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[key].append(time.perf_counter() - start)
+    return times
 
 
 def _activations():
@@ -50,7 +57,7 @@ def _measure_tensorflow(size: int, repeats: int) -> dict:
 
     x = tf.random.normal([size], seed=0)
     dy = tf.random.normal([size], seed=1)
-    results = {}
+    calls = {}
     for name, fn in _activations().items():
 
         def forward(fn=fn):
@@ -71,11 +78,9 @@ def _measure_tensorflow(size: int, repeats: int) -> dict:
             ),
         }
         for mode, (fwd, fwd_bwd) in modes.items():
-            results[(mode, name, "forward")] = _median_seconds(lambda f=fwd: f().numpy(), repeats)
-            results[(mode, name, "forward+backward")] = _median_seconds(
-                lambda f=fwd_bwd: f().numpy(), repeats
-            )
-    return results
+            calls[(mode, name, "forward")] = lambda f=fwd: f().numpy()
+            calls[(mode, name, "forward+backward")] = lambda f=fwd_bwd: f().numpy()
+    return _interleaved_times(calls, repeats)
 
 
 def _measure_jax(size: int, repeats: int) -> dict:
@@ -84,23 +89,25 @@ def _measure_jax(size: int, repeats: int) -> dict:
 
     x = jax.random.normal(jax.random.PRNGKey(0), (size,))
     dy = jax.random.normal(jax.random.PRNGKey(1), (size,))
-    results = {}
+    calls = {}
     for name, fn in _activations().items():
         fwd = jax.jit(fn)
         fwd_bwd = jax.jit(jax.grad(lambda v, fn=fn: jnp.sum(fn(v) * dy)))
-        results[("jax.jit", name, "forward")] = _median_seconds(
-            lambda f=fwd: f(x).block_until_ready(), repeats
-        )
-        results[("jax.jit", name, "forward+backward")] = _median_seconds(
-            lambda f=fwd_bwd: f(x).block_until_ready(), repeats
-        )
-    return results
+        calls[("jax.jit", name, "forward")] = lambda f=fwd: f(x).block_until_ready()
+        calls[("jax.jit", name, "forward+backward")] = lambda f=fwd_bwd: f(x).block_until_ready()
+    return _interleaved_times(calls, repeats)
 
 
 def _child(backend: str, size: int, repeats: int) -> None:
     measure = _measure_tensorflow if backend == "tensorflow" else _measure_jax
-    rows = [[*key, seconds] for key, seconds in measure(size, repeats).items()]
+    rows = [[*key, seconds] for key, seconds in measure(size, repeats).items()]  # per round
     print(json.dumps(rows))
+
+
+def _ratio(a, b) -> str:
+    r = a / b
+    low, mid, high = np.percentile(r, [25, 50, 75])
+    return f"{mid:.2f} [{low:.2f}-{high:.2f}]"
 
 
 def main(argv=None) -> int:
@@ -135,18 +142,23 @@ def main(argv=None) -> int:
         for mode, name, kind, seconds in json.loads(out.strip().splitlines()[-1]):
             times[(mode, name, kind)] = seconds
 
-    print(f"float32 tensor of {args.size:,} elements, median of {args.repeats} calls")
+    print(
+        f"float32 tensor of {args.size:,} elements; {args.repeats} interleaved rounds; times are "
+        "medians, ratios are medians of per-round ratios [25th-75th percentile]"
+    )
     header = f"{'mode':<12} {'pass':<17} {'ReLU ms':>8} {'SmeLU ms':>9} {'GELU ms':>8}"
-    header += f" {'SmeLU/ReLU':>11} {'SmeLU/GELU':>11}"
+    header += f" {'SmeLU/ReLU':>18} {'SmeLU/GELU':>18}"
     print(header)
     print("-" * len(header))
     for mode in ("tf eager", "tf.function", "tf XLA", "jax.jit"):
         for kind in ("forward", "forward+backward"):
-            relu, smelu, gelu = (times[(mode, n, kind)] for n in ("relu", "smelu", "gelu"))
-            print(
-                f"{mode:<12} {kind:<17} {relu * 1e3:8.2f} {smelu * 1e3:9.2f} {gelu * 1e3:8.2f}"
-                f" {smelu / relu:11.2f} {smelu / gelu:11.2f}"
+            relu, smelu, gelu = (
+                np.array(times[(mode, n, kind)]) for n in ("relu", "smelu", "gelu")
             )
+            ms = "".join(
+                f" {np.median(t) * 1e3:{w}.2f}" for t, w in ((relu, 8), (smelu, 9), (gelu, 8))
+            )
+            print(f"{mode:<12} {kind:<17}{ms} {_ratio(smelu, relu):>18} {_ratio(smelu, gelu):>18}")
     return 0
 
 
