@@ -43,7 +43,6 @@ from keras_smelu.tuning._trial import (
     TrialFailedError,
     TrialSettings,
     failed_record,
-    renumbered,
     run_trial,
     takes_hp,
 )
@@ -319,7 +318,7 @@ class SmoothnessTuner(keras_tuner.Tuner):
             raise _TrialCrashed(
                 f"trial {trial.trial_id} raised {type(error).__name__}: {error}"
             ) from error
-        self._save_record(trial.trial_id, renumbered(record, trial_id=trial_id))
+        self._save_record(trial.trial_id, dataclasses.replace(record, trial_id=trial_id))
         names = self.settings.objective_names
         metrics = {names[0]: float(record.accuracy), names[1]: float(record.pd)}
         metrics[self.oracle.objective.name] = float(self.oracle.objective.get_value(metrics))
