@@ -8,7 +8,7 @@ alike; a ratio is the median of the per-round ratios, with its interquartile ran
 
     python benchmarks/activation_speed.py [--size 4194304] [--repeats 30]
 
-Targets (DESIGN §6): SmeLU within 1.25x of ReLU under XLA and `jax.jit`; no slower than exact
+Targets: SmeLU within 1.25x of ReLU under XLA and `jax.jit`; no slower than exact
 GELU in every mode.
 """
 

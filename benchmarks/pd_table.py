@@ -3,18 +3,18 @@ softplus on real recommender data, as one table (mean ± std over replica pairs)
 
 For each dataset, every activation trains the same embedding MLP (`keras_smelu.models.
 embedding_mlp`) with `keras_smelu.train_replicas`: `--pairs` pairs of replicas that start from
-identical weights and differ only in data order (DESIGN §3), with the same seed for every row,
-so pair k sees the same random numbers in every row (common random numbers, DESIGN §7). Loss,
+identical weights and differ only in data order, with the same seed for every row,
+so pair k sees the same random numbers in every row (common random numbers, docs/findings.md). Loss,
 AUC and PD are measured on the held-out split at the last epoch. Each dataset gets one block of
 rows per `--normalization` choice: none, and LayerNorm before each hidden activation (which
-puts the pre-activations on a unit scale, where SmeLU widths near 1 mean something, DESIGN §7).
+puts the pre-activations on a unit scale, where SmeLU widths near 1 mean something).
 
     KERAS_BACKEND=jax python benchmarks/pd_table.py [--data DIR] [--pairs 3] [--epochs 3]
         [--widths 0.1 0.5 1 2] [--normalization none layer] [--csv out.csv]
 
 Columns: test log loss and AUC (mean ± std over the 2 * pairs replicas); relative and absolute
 PD (mean ± std over pairs); shift-corrected relative PD (after removing one global logit offset
-between the replicas of a pair, DESIGN §7); the ratio of the row's relative PD to ReLU's, with
+between the replicas of a pair); the ratio of the row's relative PD to ReLU's, with
 the std of the per-pair ratios (pair k against ReLU's pair k, same normalization); wall seconds.
 
 Every replica is a new model, so with JAX each one traces and compiles its train, evaluate and
@@ -28,7 +28,7 @@ each comparator's scale corresponds to.
 
 Data is read from `--data`, else `$KERAS_SMELU_DATA`, else `../shared/datasets` next to the
 repository. Progress goes to stderr, the table to stdout. Three pairs are enough for a first look,
-not for a claim: PD is heavy-tailed across pairs (DESIGN §7 asks for 5 per point, 10 for a claim).
+not for a claim: PD is heavy-tailed across pairs (use 5 per point, 10 for a claim).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tuner overhead per trial, and the hypervolume of 16 tuned trials vs a 48-point grid.
 
-Both DESIGN §6 tuning targets, measured in one run on one tiny, deterministic job: synthetic
+Both tuning targets, measured in one run on one tiny, deterministic job: synthetic
 click log (`--rows` train / `--test-rows` eval rows), an `embedding_mlp` with LayerNorm, family
 `smelu`, widths 0.01..10 on a log scale, `--pairs` replica pairs of `--epochs` epochs, accuracy
 objective = evaluation loss (minimised), PD = relative PD (minimised), seed `--seed`. Every study

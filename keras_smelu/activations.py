@@ -20,8 +20,8 @@ DEFAULT_BETA = 0.5
 Pre-activations of a He-initialised or normalised layer have a standard deviation near 1; a
 half-width of 0.5 smooths the band of about +-0.5 standard deviations (~40% of units at
 initialisation) and leaves the rest exactly as ReLU would. Without normalisation trained
-pre-activations are often much smaller (DESIGN §7 saw 0.05-0.3), where a narrower width is
-better: the tuner (`keras_smelu.tuning`) maps that trade-off.
+pre-activations are often much smaller (standard deviations of 0.05-0.3, docs/findings.md),
+where a narrower width is better: the tuner (`keras_smelu.tuning`) maps that trade-off.
 """
 
 

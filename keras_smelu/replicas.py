@@ -1,6 +1,6 @@
 """Replica training: train pairs of replicas of one model and measure their prediction difference.
 
-Protocol (DESIGN §3): the two replicas of a pair start from identical weights and differ only in
+Protocol: the two replicas of a pair start from identical weights and differ only in
 the order in which they see the training data (a different shuffle every epoch). Initialization
 can be varied too, or everything fixed (then the replicas are bit-identical and PD is exactly 0).
 Pair `k` draws its seeds from `(seed, k)` only, so every trial of a tuning study (every width
@@ -101,7 +101,7 @@ class ReplicaReport:
         pd_std: Sample standard deviation of the PD over pairs (`ddof=1`; 0.0 for one pair).
         pd_value: `pd[pd_kind]`, the headline PD.
         pd_kind: The headline measure. A requested `"relative"` on a regression task resolves
-            to `"relative_to_mean"` (DESIGN §3: regression PD is relative to the mean).
+            to `"relative_to_mean"` (regression PD is relative to the mean prediction).
         epoch: The reported epoch, 1-based.
         history: Per epoch: `{"epoch", "train_loss", "metrics", "metrics_std", "pd", "pd_std"}`
             (means and spreads as above).

@@ -374,7 +374,7 @@ class TrainingSection:
         epochs: Training epochs per replica (>= 1; default 3). Loss and PD are evaluated on the
             evaluation set after every epoch and the whole trajectory is recorded.
         batch_size: Batch size (default 256).
-        pairs: Replica pairs per trial (default 5; DESIGN §7: at least 5 per point, 10 for a
+        pairs: Replica pairs per trial (default 5; docs/findings.md: at least 5 per point, 10 for a
             claim). Pair k uses the same seeds in every trial.
         vary: What differs between the two replicas of a pair: `"data_order"` (default: the
             data order, identical initial weights), `"init"` (the initial weights), `"both"`, or

@@ -142,7 +142,7 @@ class SearchSpace:
         families: Families to search, from `FAMILIES` (ReLU is the reference, not listed).
         width_low: Smallest width (SmeLU `beta` units); positive when `log` is true.
         width_high: Largest width; above `width_low`.
-        log: Sample the width on a log scale (the useful range spans decades, DESIGN §7).
+        log: Sample the width on a log scale (the useful range spans decades, docs/findings.md).
         slope_left_low: Lower bound of g-SmeLU's left slope.
         slope_left_high: Upper bound of g-SmeLU's left slope (below 1).
         reference: Evaluate one ReLU reference trial per model.

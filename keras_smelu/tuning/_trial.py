@@ -2,7 +2,7 @@
 
 Shared by the Optuna and keras-tuner backends, so that a trial means the same thing in both:
 the same replica protocol, the same seeds for pair k in every trial (common random numbers,
-DESIGN §7), the same objectives and the same record.
+docs/findings.md), the same objectives and the same record.
 """
 
 from __future__ import annotations
