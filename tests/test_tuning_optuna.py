@@ -14,16 +14,14 @@ import optuna
 import pytest
 
 from keras_smelu import tuning
+from keras_smelu.tuning import pareto_front_indices
+from keras_smelu.tuning._optuna_backend import make_storage
 from tests._subprocess import REPO
 from tests._tuning_fixtures import tiny_builder, tiny_dataset, write_job
 
 
 def _study(storage, name):
-    if storage.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend
-
-        storage = optuna.storages.JournalStorage(JournalFileBackend(storage[len("journal:") :]))
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=make_storage(storage))
 
 
 def test_tune_end_to_end_and_frontier_matches_best_trials(tmp_path, capsys):
@@ -45,8 +43,15 @@ def test_tune_end_to_end_and_frontier_matches_best_trials(tmp_path, capsys):
     # Common random numbers: every trial trains pair 1 with the same seed.
     assert len({t.seeds for t in result.complete_trials}) == 1
 
+    # The search trials' frontier is Optuna's own Pareto front of the study.
     study = _study(f"sqlite:///{tmp_path / 'study.db'}", "e2e/mlp")
-    assert {t.number for t in study.best_trials} == {t.number for t in result.frontier}
+    candidates = result.candidates
+    on_front = pareto_front_indices([t.values for t in candidates], result.directions)
+    assert {candidates[i].trial_id for i in on_front} == {t._trial_id for t in study.best_trials}
+    # The ReLU reference lives in a study of its own, so the samplers see one search space.
+    reference = _study(f"sqlite:///{tmp_path / 'study.db'}", "e2e/mlp/reference")
+    assert [t._trial_id for t in reference.trials] == [result.reference.trial_id]
+    assert optuna.search_space.intersection_search_space(study.trials) != {}
     assert result.recommended is not None
     for name in ("results.json", "trials.csv", "frontier-mlp.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -117,9 +122,43 @@ def _cli(*args, **kwargs):
 
 
 def _finished(study):
-    return {
-        t.number: t.values for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
-    }
+    return {t._trial_id: t.values for t in study.get_trials() if t.state.name == "COMPLETE"}
+
+
+def _wait_for_complete_trials(proc, storage_file, study_name, count, timeout=300):
+    """Polls the study until it holds `count` complete trials; returns them."""
+    deadline = time.time() + timeout
+    found = {}
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+        if not storage_file.exists():
+            continue
+        try:
+            found = _finished(_study(f"sqlite:///{storage_file}", study_name))
+        except KeyError:  # the study does not exist yet
+            continue
+        if len(found) >= count:
+            break
+    if proc.poll() is not None:
+        raise AssertionError(f"the job ended before it could be interrupted:\n{proc.stdout.read()}")
+    return found
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_keeping_completed_trials(tmp_path):
+    job = write_job(tmp_path, trials=4)
+    storage_file = tmp_path / "out" / "study.db"
+    proc = _cli("tune", str(job))
+    _wait_for_complete_trials(proc, storage_file, "tiny/embedding_mlp", 1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-3000:]
+    assert "Interrupted" in out and "resume" in out
+    kept = _finished(_study(f"sqlite:///{storage_file}", "tiny/embedding_mlp"))
+    assert len(kept) >= 1
+    # What was completed is also in the results written on the way out.
+    report = tuning.TuningReport.load(tmp_path / "out")
+    assert {t.trial_id for t in report.results["embedding_mlp"].candidates} == set(kept)
 
 
 @pytest.mark.slow
@@ -127,23 +166,11 @@ def test_resume_after_sigkill_keeps_every_completed_trial(tmp_path):
     job = write_job(tmp_path, trials=4)
     storage = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
     proc = _cli("tune", str(job))
-    deadline = time.time() + 300
-    before = {}
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(1)
-        if not (tmp_path / "out" / "study.db").exists():
-            continue
-        try:
-            before = _finished(_study(storage, "tiny/embedding_mlp"))
-        except KeyError:  # the study does not exist yet
-            continue
-        if len(before) >= 3:  # the reference and two search trials
-            break
-    assert proc.poll() is None, "the job finished before it could be killed"
+    _wait_for_complete_trials(proc, tmp_path / "out" / "study.db", "tiny/embedding_mlp", 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = _finished(_study(storage, "tiny/embedding_mlp"))
-    assert len(before) >= 3
+    assert len(before) >= 2
 
     resumed = _cli("tune", str(job))
     out, _ = resumed.communicate(timeout=600)
@@ -151,14 +178,9 @@ def test_resume_after_sigkill_keeps_every_completed_trial(tmp_path):
     after = _finished(_study(storage, "tiny/embedding_mlp"))
     for number, values in before.items():
         assert after[number] == values  # kept, not redone
-    study = _study(storage, "tiny/embedding_mlp")
-    search = [
-        t
-        for t in study.get_trials()
-        if t.state.name == "COMPLETE" and t.user_attrs.get("family") != "relu"
-    ]
-    references = [t for t in study.get_trials() if t.user_attrs.get("family") == "relu"]
-    assert len(search) == 4 and len(references) == 1
+    assert len(after) == 4
+    reference = _study(storage, "tiny/embedding_mlp/reference")
+    assert len(_finished(reference)) == 1
     report = tuning.TuningReport.load(tmp_path / "out")
     assert len(report.results["embedding_mlp"].complete_trials) == 5
 
@@ -181,19 +203,20 @@ def test_two_workers_share_a_journal_study(tmp_path):
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
     study = _study(f"journal:{journal}", "tiny/embedding_mlp")
-    trials = study.get_trials()
-    numbers = [t.number for t in trials]
-    assert len(numbers) == len(set(numbers))
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    references = [t for t in complete if t.user_attrs.get("family") == "relu"]
-    assert len(references) == 1
+    complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
     # Each worker stops once the study holds 4 search trials; one may finish a last one.
-    assert 4 <= len(complete) - 1 <= 5
-    # Every trial a worker reported is in the shared study, and each ran in one worker only.
+    assert 4 <= len(complete) <= 5
+    # The workers drew different widths (their samplers are seeded apart).
+    widths = [t.params["width"] for t in complete]
+    assert len(set(widths)) == len(widths)
+    reference = _study(f"journal:{journal}", "tiny/embedding_mlp/reference")
+    assert len(_finished(reference)) == 1 and len(reference.trials) == 1
+    # Every trial a worker reported is in the shared study, each reported by one worker only
+    # (records are numbered: 0 the reference, k + 1 search trial k).
     reported = [
         int(line.split(" #")[1].split()[0])
         for out in outputs
         for line in out.splitlines()
         if line.startswith("[embedding_mlp]") and " #" in line
     ]
-    assert sorted(reported) == sorted(t.number for t in complete)
+    assert sorted(reported) == [0] + sorted(t.number + 1 for t in complete)

@@ -9,12 +9,16 @@ replica pairs of one width), the ReLU reference, and turning trials into `TrialR
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
 import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 try:
     import fcntl
@@ -39,6 +43,10 @@ _FAMILY = "family"
 # A trial whose process died stops sending heartbeats; after the grace period Optuna marks it
 # failed, so a resumed study neither waits for it nor counts it.
 _HEARTBEAT_S = 10
+_SETUP = "keras_smelu_setup"
+# Search trial k of a study is record number k + 1; the ReLU reference is number 0.
+_SEARCH_OFFSET = 1
+_SQLITE_LOCK_TIMEOUT_S = 120
 
 
 def _optuna():
@@ -64,10 +72,16 @@ def make_storage(url: str):
         path = Path(url[len("journal:") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs = {}
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        # Other workers, heartbeats and readers (`keras-smelu report`) share the file: wait for
+        # its lock rather than fail after SQLite's default 5 s.
+        engine_kwargs["connect_args"] = {"timeout": _SQLITE_LOCK_TIMEOUT_S}
     with _quiet_experimental():
-        return optuna.storages.RDBStorage(url, heartbeat_interval=_HEARTBEAT_S)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=_HEARTBEAT_S
+        )
 
 
 def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
@@ -111,8 +125,6 @@ def _counts_toward_target(trial) -> bool:
     """Finished search trials: complete ones, and failures with a recorded reason (a width
     whose loss diverged is an answer). Interrupted or killed trials are not counted."""
     state = trial.state.name
-    if trial.user_attrs.get(_FAMILY) == REFERENCE_FAMILY:
-        return False
     return state == "COMPLETE" or (state == "FAIL" and _FAIL_REASON in trial.user_attrs)
 
 
@@ -120,14 +132,15 @@ def _done(study) -> int:
     return sum(_counts_toward_target(t) for t in study.get_trials(deepcopy=False))
 
 
-def _record_of(trial, model_name: str) -> TrialRecord | None:
-    """The `TrialRecord` of a finished Optuna trial (None for running/waiting ones)."""
+def _record_of(trial, model_name: str, offset: int = _SEARCH_OFFSET) -> TrialRecord | None:
+    """The `TrialRecord` of a finished Optuna trial (None for running/waiting ones), numbered
+    `trial.number + offset`: the reference is number 0, search trial k is number k + 1."""
     state = trial.state.name
     stored = trial.user_attrs.get(_RECORD)
     if state == "COMPLETE" and stored is not None:
         record = TrialRecord.from_dict(stored)
         return TrialRecord.from_dict(
-            {**record.to_dict(), "number": trial.number, "trial_id": trial._trial_id}
+            {**record.to_dict(), "number": trial.number + offset, "trial_id": trial._trial_id}
         )
     if state != "FAIL":
         return None
@@ -138,53 +151,98 @@ def _record_of(trial, model_name: str) -> TrialRecord | None:
     return failed_record(
         SearchPoint(family, width, params),
         model_name=model_name,
-        number=trial.number,
+        number=trial.number + offset,
         reason=reason,
         trial_id=trial._trial_id,
     )
 
 
-def _reference_state(study) -> str:
-    """ "done" (complete, or failed with a reason), "pending" (waiting or running) or "none"."""
-    state = "none"
-    for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get(_FAMILY) != REFERENCE_FAMILY:
-            continue
-        name = t.state.name
-        if name == "COMPLETE" or (name == "FAIL" and _FAIL_REASON in t.user_attrs):
-            return "done"
-        if name in ("WAITING", "RUNNING"):
-            state = "pending"
-    return state
-
-
 @contextlib.contextmanager
 def _storage_lock(storage: str):
-    """An exclusive lock between the processes of one machine that share a file storage."""
+    """An exclusive lock between the processes of one machine that share a file storage.
+
+    Yields True when held; False for storages no lock spans (RDB servers of several machines).
+    """
     path = None
     if storage.startswith("journal:"):
         path = storage[len("journal:") :]
     elif storage.startswith("sqlite:///"):
         path = storage[len("sqlite:///") :]
     if path is None or fcntl is None:
-        yield
+        yield False
         return
     with open(f"{path}.keras-smelu.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _enqueue_reference(study, storage: str) -> None:
-    """Queues the ReLU reference once per study. It runs as an ordinary, parameterless trial
-    (so it takes part in Optuna's own Pareto front, `study.best_trials`, exactly as in ours);
-    the queue hands it to exactly one worker, and the lock keeps two workers on one machine
-    from queueing it twice."""
-    with _storage_lock(storage):
-        if _reference_state(study) == "none":
-            study.enqueue_trial({}, user_attrs={_FAMILY: REFERENCE_FAMILY})
+def _evaluate_reference(ref_study, storage: str, run, model_name: str) -> TrialRecord | None:
+    """Evaluates ReLU once, in a study of its own (`<study>/reference`).
+
+    Kept out of the search study so that samplers see one search space (a parameterless trial
+    would empty the intersection space that multivariate TPE and NSGA-II learn from). Runs under
+    the storage lock: another worker on this machine waits, then finds it done; a reference left
+    running under the lock belongs to a worker that died, and is failed and redone.
+
+    Returns:
+        The new record, or None when there was nothing to do.
+    """
+    optuna = _optuna()
+    with _storage_lock(storage) as exclusive:
+        trials = ref_study.get_trials(deepcopy=False)
+        if any(_counts_toward_target(t) for t in trials):
+            return None
+        pending = [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+        if pending and not exclusive:
+            return None  # another machine is evaluating it
+        for abandoned in pending:
+            ref_study.tell(abandoned.number, state=optuna.trial.TrialState.FAIL)
+        with warnings.catch_warnings():  # ask/tell without a heartbeat: the lock guards it
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = ref_study.ask()
+        trial.set_user_attr(_FAMILY, REFERENCE_FAMILY)
+        try:
+            record = run(REFERENCE_POINT, 0)
+        except TrialFailedError as error:
+            trial.set_user_attr(_FAIL_REASON, str(error))
+            ref_study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return failed_record(
+                REFERENCE_POINT, model_name=model_name, number=0, reason=str(error)
+            )
+        except BaseException:
+            ref_study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        trial.set_user_attr(_RECORD, record.to_dict())
+        ref_study.tell(trial, [record.accuracy, record.pd])
+        return record
+
+
+def _check_same_setup(study, setup: dict) -> None:
+    """A resumed study must train and measure as before: otherwise its trials are not
+    comparable and one frontier would mix them."""
+    stored = study.user_attrs.get(_SETUP)
+    if stored is None:
+        study.set_user_attr(_SETUP, setup)
+        return
+    changed = [f"{k}: {stored.get(k)!r} -> {v!r}" for k, v in setup.items() if stored.get(k) != v]
+    if changed:
+        raise ValueError(
+            f"Study {study.study_name!r} was run with other settings ({'; '.join(changed)}); "
+            "its trials would not be comparable. Use another study name or output folder, or "
+            "the original settings."
+        )
+
+
+def _sampler_seed(seed: int, study, storage: str) -> int:
+    """The job's seed for a fresh single-process study (reproducible); mixed with the trials
+    already there (a resumed run must not redraw them) and, on storages shared by several
+    workers, with the process id (two workers must not draw the same widths)."""
+    shared = not storage.startswith("sqlite:///")
+    entropy = [seed, len(study.get_trials(deepcopy=False)), os.getpid() if shared else 0]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def optimize(
@@ -229,66 +287,89 @@ def optimize(
     """
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=make_storage(storage),
-        directions=list(settings.directions),
-        sampler=make_sampler(sampler, space, trials=trials, seed=seed),
-        load_if_exists=True,
+    storage_obj = make_storage(storage)
+
+    def open_study(name):
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage_obj,
+            directions=list(settings.directions),
+            load_if_exists=True,
+        )
+        _check_same_setup(study, _setup(space, settings))
+        with _quiet_experimental():
+            study.set_metric_names(list(settings.objective_names))
+        return study
+
+    study = open_study(study_name)
+    study.sampler = make_sampler(
+        sampler, space, trials=trials, seed=_sampler_seed(seed, study, storage)
     )
-    with _quiet_experimental():
-        study.set_metric_names(list(settings.objective_names))
+
+    def run(point: SearchPoint, number: int) -> TrialRecord:
+        return run_trial(
+            builder, point, train_data, eval_data, settings, model_name=model_name, number=number
+        )
+
+    ref_study = None
+    if space.reference:
+        ref_study = open_study(reference_study_name(study_name))
+        record = _evaluate_reference(ref_study, storage, run, model_name)
+        if record is not None and progress is not None:
+            progress(record, _done(study), trials)
 
     def objective(trial):
-        if trial.user_attrs.get(_FAMILY) == REFERENCE_FAMILY:
-            point = REFERENCE_POINT
-        else:
-            point = suggest_point(trial, space)
-            trial.set_user_attr(_FAMILY, point.family)
+        point = suggest_point(trial, space)
+        trial.set_user_attr(_FAMILY, point.family)
         try:
-            record = run_trial(
-                builder,
-                point,
-                train_data,
-                eval_data,
-                settings,
-                model_name=model_name,
-                number=trial.number,
-            )
+            record = run(point, trial.number + _SEARCH_OFFSET)
         except TrialFailedError as error:
             trial.set_user_attr(_FAIL_REASON, str(error))
             raise
         trial.set_user_attr(_RECORD, record.to_dict())
         return record.accuracy, record.pd
 
-    def finished(study) -> bool:
-        if space.reference:
-            _enqueue_reference(study, storage)  # again, in case a killed worker held it
-            if _reference_state(study) != "done":
-                return False
-        return _done(study) >= trials
-
     def after_trial(study, frozen):
+        finished = _done(study)
         if progress is not None:
             record = _record_of(frozen, model_name)
             if record is not None:
-                progress(record, _done(study), trials)
-        if finished(study):
+                progress(record, finished, trials)
+        if finished >= trials:
             study.stop()
 
-    if not finished(study):
+    remaining = trials - _done(study)
+    if remaining > 0:
         study.optimize(
             objective,
+            n_trials=remaining,
             timeout=timeout,
             catch=(TrialFailedError,),
             callbacks=[after_trial],
         )
-    return study_result(study, model_name, settings)
+    return study_result(study, ref_study, model_name, settings)
 
 
-def study_result(study, model_name: str, settings: TrialSettings) -> TuningResult:
-    """The `TuningResult` of every finished trial in `study`."""
-    records = [_record_of(t, model_name) for t in study.get_trials(deepcopy=False)]
+def _setup(space: SearchSpace, settings: TrialSettings) -> dict:
+    """What makes two trials comparable: the search space and how trials train and measure."""
+    setup = {f"search.{k}": v for k, v in dataclasses.asdict(space).items()}
+    setup.update(
+        {f"training.{k}": v for k, v in dataclasses.asdict(settings).items() if k != "verbose"}
+    )
+    return json.loads(json.dumps(setup))  # tuples as lists, as the storage gives them back
+
+
+def reference_study_name(study_name: str) -> str:
+    """The study holding the ReLU reference of `study_name`."""
+    return f"{study_name}/reference"
+
+
+def study_result(study, ref_study, model_name: str, settings: TrialSettings) -> TuningResult:
+    """The `TuningResult` of every finished trial of `study` and of its reference study."""
+    records = []
+    if ref_study is not None:
+        records += [_record_of(t, model_name, 0) for t in ref_study.get_trials(deepcopy=False)]
+    records += [_record_of(t, model_name) for t in study.get_trials(deepcopy=False)]
     return TuningResult(
         model=model_name,
         trials=tuple(r for r in records if r is not None),
@@ -299,10 +380,18 @@ def study_result(study, model_name: str, settings: TrialSettings) -> TuningResul
 
 
 def load_result(storage: str, study_name: str, model_name: str, settings: TrialSettings):
-    """Reads a study back from its storage (e.g. to report on a study other workers ran)."""
+    """Reads a study (and its reference) back from its storage, e.g. after Ctrl-C or to report
+    on a study that other workers ran."""
     optuna = _optuna()
-    study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
-    return study_result(study, model_name, settings)
+    storage_obj = make_storage(storage)
+    study = optuna.load_study(study_name=study_name, storage=storage_obj)
+    try:
+        ref_study = optuna.load_study(
+            study_name=reference_study_name(study_name), storage=storage_obj
+        )
+    except KeyError:
+        ref_study = None
+    return study_result(study, ref_study, model_name, settings)
 
 
 def default_storage(output: str | os.PathLike[str]) -> str:
