@@ -16,7 +16,9 @@ The right branch is selected with `where(x < beta, band, right)` so that `y == x
 
 from __future__ import annotations
 
-from keras import ops
+from keras import backend, ops
+
+FLOAT16_MIN_WIDTH = 2.0**-14
 
 
 def _upstream(args, upstream):
@@ -53,8 +55,17 @@ def smelu_fixed(x, beta: float):
     return _smelu(x)
 
 
+def _floor_width(width, dtype):
+    """Learned widths are positive, but float16 rounds below 2**-14 towards 0 (and 1/width
+    to inf): keep them at float16's smallest normal number."""
+    if backend.standardize_dtype(dtype) == "float16":
+        return ops.maximum(width, FLOAT16_MIN_WIDTH)
+    return width
+
+
 def smelu_tensor(x, beta):
     """SmeLU with a tensor half-width (positive values) broadcastable to `x`."""
+    beta = _floor_width(beta, x.dtype)
 
     @ops.custom_gradient
     def _smelu(x, beta):
@@ -74,15 +85,26 @@ def smelu_tensor(x, beta):
     return _smelu(x, beta)
 
 
-def _generalized_forward(x, alpha, beta, slope_left, slope_right, *, left_is_zero):
+def _is_zero(slope) -> bool:
+    return isinstance(slope, float) and slope == 0.0
+
+
+def scaled_line(x, slope):
+    """`slope * x`, but 0 rather than NaN where the slope is 0 and `x` is infinite."""
+    if isinstance(slope, float):
+        return ops.zeros_like(x) if slope == 0.0 else slope * x
+    return ops.where(slope == 0, 0.0, slope * x)
+
+
+def _generalized_forward(x, alpha, beta, slope_left, slope_right):
     w = alpha + beta
     d = slope_right - slope_left
     c = ops.relu(x + alpha)
     band = d * ops.square(c) / (w + w)
-    if not left_is_zero:  # skipped for a zero left slope, where 0 * -inf would be NaN
-        band = band + slope_left * x
+    if not _is_zero(slope_left):
+        band = band + scaled_line(x, slope_left)
     # y(beta) + g_r (x - beta), with the constant folded: exact identity for SmeLU's case.
-    right = slope_right * x + 0.5 * d * (alpha - beta)
+    right = scaled_line(x, slope_right) + 0.5 * d * (alpha - beta)
     return ops.where(x < beta, band, right), c
 
 
@@ -93,9 +115,7 @@ def generalized_smelu_fixed(x, alpha, beta, slope_left, slope_right):
 
     @ops.custom_gradient
     def _gsmelu(x):
-        y, c = _generalized_forward(
-            x, alpha, beta, slope_left, slope_right, left_is_zero=slope_left == 0.0
-        )
+        y, c = _generalized_forward(x, alpha, beta, slope_left, slope_right)
 
         def grad(*args, upstream=None):
             ramp = ops.minimum(c * (1.0 / w), 1.0)
@@ -108,10 +128,12 @@ def generalized_smelu_fixed(x, alpha, beta, slope_left, slope_right):
 
 def generalized_smelu_tensor(x, alpha, beta, slope_left, slope_right):
     """g-SmeLU whose parameters are tensors broadcastable to `x` (learnable)."""
+    alpha = _floor_width(alpha, x.dtype)
+    beta = _floor_width(beta, x.dtype)
 
     @ops.custom_gradient
     def _gsmelu(x, alpha, beta, slope_left, slope_right):
-        y, c = _generalized_forward(x, alpha, beta, slope_left, slope_right, left_is_zero=False)
+        y, c = _generalized_forward(x, alpha, beta, slope_left, slope_right)
 
         def grad(*args, upstream=None):
             upstream = _upstream(args, upstream)

@@ -53,6 +53,12 @@ def _is_python_value(value) -> bool:
     return value is None or isinstance(value, (numbers.Number, str))
 
 
+def _below_resolution(width: float, x) -> bool:
+    """A band too narrow for float16 (its `1 / width` overflows): the function is its limit,
+    the piecewise-linear one, to within float16's rounding."""
+    return backend.standardize_dtype(x.dtype) == "float16" and width < _gradients.FLOAT16_MIN_WIDTH
+
+
 def _as_float_tensor(x):
     """Converts like Keras's float ops do: integer and boolean inputs become floatx."""
     x = ops.convert_to_tensor(x)
@@ -95,7 +101,7 @@ def smelu(x, beta=DEFAULT_BETA):
     x = _as_float_tensor(x)
     if _is_python_value(beta):
         beta = _check_width(beta, "beta")
-        if beta == 0.0:
+        if beta == 0.0 or _below_resolution(beta, x):
             return ops.relu(x)
         return _gradients.smelu_fixed(x, beta)
     return _gradients.smelu_tensor(x, ops.cast(beta, x.dtype))
@@ -144,6 +150,10 @@ def generalized_smelu(x, alpha=DEFAULT_BETA, beta=DEFAULT_BETA, slope_left=0.0, 
             )
         slope_left = _check_slope(slope_left, "slope_left")
         slope_right = _check_slope(slope_right, "slope_right")
+        if _below_resolution(alpha + beta, x):  # the two lines meeting at 0
+            return ops.where(
+                x < 0, _gradients.scaled_line(x, slope_left), _gradients.scaled_line(x, slope_right)
+            )
         return _gradients.generalized_smelu_fixed(x, alpha, beta, slope_left, slope_right)
     return _gradients.generalized_smelu_tensor(
         x, *(ops.cast(ops.convert_to_tensor(p), x.dtype) for p in params)

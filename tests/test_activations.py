@@ -181,3 +181,23 @@ def test_width_mapping_matches_curvature_at_zero(family):
 def test_width_mapping_rejects_unknown_family():
     with pytest.raises(ValueError, match="family"):
         activations.scale_to_beta("tanh", 1.0)
+
+
+@pytest.mark.parametrize("beta", [1e-6, 1e-5, 1e-3])
+def test_float16_narrow_widths_stay_finite(beta):
+    x = ops.cast(np.array([-np.inf, -1.0, -1e-4, 0.0, 1e-4, 1.0, np.inf]), "float16")
+    for y in (activations.smelu(x, beta), activations.generalized_smelu(x, beta, beta, 0.1, 1.0)):
+        got = numpy(ops.cast(y, "float32"))
+        assert not np.isnan(got).any(), got
+        assert got[-1] == np.inf and abs(got[2]) < 1e-3 and got[-2] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_generalized_smelu_is_finite_at_infinities_with_zero_slopes():
+    x = np.array([-np.inf, np.inf], "float32")
+    fixed = numpy(activations.generalized_smelu(x, 0.5, 0.5, 0.0, 0.0))
+    np.testing.assert_array_equal(fixed, [0.0, 0.0])  # both lines flat
+    tensors = [ops.convert_to_tensor(np.float32(v)) for v in (0.5, 0.5, 0.0, 1.0)]
+    learned = numpy(activations.generalized_smelu(x, *tensors))
+    np.testing.assert_array_equal(learned, [0.0, np.inf])
+    layer = keras_smelu.GeneralizedSmeLU(learnable=True)  # slope_left 0, as learnable weights
+    np.testing.assert_array_equal(numpy(layer(x)), [0.0, np.inf])

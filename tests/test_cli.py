@@ -15,6 +15,7 @@ from tests._tuning_fixtures import write_job
         ("training", "epoch = 2", "epoch"),  # unknown field (a typo of "epochs")
         ("search", "width_low = 20.0", "width_low"),  # empty range
         ("objective", "pd = 3", "pd"),  # wrong type
+        ("data.options", "bogus = 1", "bogus"),  # not an argument of the loader
     ],
 )
 def test_a_malformed_job_fails_before_training_naming_the_field(

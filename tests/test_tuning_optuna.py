@@ -105,7 +105,27 @@ def test_invalid_arguments_fail_before_training(tmp_path):
         tuning.tune(tiny_builder(dataset), dataset, accuracy="my_metric", output=tmp_path)
     with pytest.raises(ValueError, match="backend"):
         tuning.tune(tiny_builder(dataset), dataset, backend="hyperopt", output=tmp_path)
+    with pytest.raises(ValueError, match="pairs"):
+        tuning.tune(tiny_builder(dataset), dataset, pairs=0, output=tmp_path)
+    with pytest.raises(ValueError, match="vary"):
+        tuning.tune(tiny_builder(dataset), dataset, vary="everything", output=tmp_path)
     assert not (tmp_path / "study.db").exists()
+
+
+def test_an_unmeasured_accuracy_metric_stops_the_study(tmp_path):
+    # The model compiles no "precision": a setup error, not a failed width; nothing goes on.
+    dataset = tiny_dataset()
+    with pytest.raises(ValueError, match="precision"):
+        tuning.tune(
+            tiny_builder(dataset),
+            dataset,
+            accuracy="precision",
+            trials=3,
+            pairs=1,
+            epochs=1,
+            output=tmp_path,
+            verbose=0,
+        )
 
 
 def _cli(*args, **kwargs):

@@ -27,6 +27,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from keras_smelu.replicas import REPORT_EPOCH_RULES, VARY_OPTIONS
 from keras_smelu.tuning._space import FAMILIES, SearchSpace
 from keras_smelu.tuning._trial import METRIC_DIRECTIONS
 
@@ -53,8 +54,8 @@ DATA_FOLDERS = {
 MODELS = ("embedding_mlp", "deep_cross")
 NORMALIZATIONS = ("none", "layer", "batch")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
-VARY = ("data_order", "init", "both", "none")
-REPORT_EPOCHS = ("last", "best")
+VARY = VARY_OPTIONS
+REPORT_EPOCHS = REPORT_EPOCH_RULES
 PD_KINDS = ("relative", "absolute")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -260,6 +261,31 @@ class DataSection:
             return next((c for c in candidates if c.exists()), candidates[0])
         return None
 
+    def _check_loader_arguments(self) -> None:
+        """`label` and every `[data.options]` key must be arguments of the dataset's loader."""
+        import inspect
+
+        from keras_smelu.datasets import make_synthetic_click_log
+        from keras_smelu.datasets._registry import LOADERS
+
+        loader = LOADERS[self.dataset]
+        if self.dataset == "synthetic":
+            loader = make_synthetic_click_log
+        accepted = sorted(
+            name
+            for name, p in inspect.signature(loader).parameters.items()
+            if name != "path" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
+        if self.label is not None and "label" not in accepted:
+            raise _fail("data", "label", f"dataset {self.dataset!r} has no label choice")
+        for key in self.options:
+            if key not in accepted:
+                raise _fail(
+                    "data.options",
+                    key,
+                    f"not an option of dataset {self.dataset!r}; its loader takes {accepted}",
+                )
+
     def validate(self, check_paths: bool = True, environ: Mapping[str, str] | None = None) -> None:
         s = "data"
         _check_str(s, "dataset", self.dataset, DATASETS)
@@ -275,6 +301,7 @@ class DataSection:
             _check_int(s, "seed", self.seed, minimum=0)
         if not isinstance(self.options, Mapping):
             raise _fail(s, "options", f"expected a table, got {self.options!r}")
+        self._check_loader_arguments()
         if self.dataset == "synthetic":
             if self.path:
                 raise _fail(s, "path", f"the synthetic dataset reads no files, got {self.path!r}")

@@ -79,6 +79,26 @@ class TrialSettings:
     pd: str = "relative"
     verbose: int = 0
 
+    def __post_init__(self) -> None:
+        from keras_smelu.replicas import REPORT_EPOCH_RULES, VARY_OPTIONS
+
+        for name in ("pairs", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Argument `{name}` must be an integer >= 1. Received: {value!r}")
+        choices = {
+            "vary": VARY_OPTIONS,
+            "report_epoch": REPORT_EPOCH_RULES,
+            "pd": ("relative", "absolute"),
+            "direction": _DIRECTIONS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"Argument `{name}` must be one of {tuple(allowed)}. "
+                    f"Received: {getattr(self, name)!r}"
+                )
+
     @property
     def objective_names(self) -> tuple[str, str]:
         return (f"val_{self.accuracy}", f"pd_{self.pd}")
@@ -108,8 +128,8 @@ def run_trial(
     """Trains the replica pairs of `point` and returns the complete trial record.
 
     Raises:
-        TrialFailedError: when a loss turns NaN/inf or the accuracy objective is not measured;
-            the message is the reason to record.
+        TrialFailedError: when a loss turns NaN/inf; the message is the reason to record.
+        ValueError: when the model does not measure the accuracy objective (stops the study).
     """
     from keras_smelu.replicas import NonFiniteLossError, train_replicas
 
@@ -131,8 +151,8 @@ def run_trial(
         )
     except NonFiniteLossError as error:
         raise TrialFailedError(str(error)) from error
-    if settings.accuracy not in report.metrics:
-        raise TrialFailedError(
+    if settings.accuracy not in report.metrics:  # a setup error: no trial would measure it
+        raise ValueError(
             f"the accuracy objective {settings.accuracy!r} was not measured; the model's "
             f"evaluation gives {sorted(report.metrics)}"
         )
