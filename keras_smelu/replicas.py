@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from keras_smelu import prediction_difference as _pd
+from keras_smelu.prediction_difference import _mean_std, _squeeze_trailing_one
 
 __all__ = [
     "REPORT_EPOCH_RULES",
@@ -417,12 +418,8 @@ def _predict(model: keras.Model, data: _ArrayData | _DatasetData) -> np.ndarray:
 # Tasks and PD
 
 
-def _squeeze(p: np.ndarray) -> np.ndarray:
-    return p[..., 0] if p.ndim >= 2 and p.shape[-1] == 1 else p
-
-
 def _infer_task(predictions: np.ndarray, labels: np.ndarray | None) -> str:
-    p = _squeeze(np.asarray(predictions, dtype=np.float64))
+    p = _squeeze_trailing_one(np.asarray(predictions, dtype=np.float64))
     if p.ndim >= 2:
         rows_ok = (p >= 0).all() and np.allclose(p.sum(axis=-1), 1.0, atol=1e-3)
         return "multiclass" if rows_ok else "regression"
@@ -451,12 +448,6 @@ def _resolve_pd_kind(pd: str, task: str) -> str:
 
 def _pair_pd(p1: np.ndarray, p2: np.ndarray, task: str) -> dict[str, float]:
     return {kind: _pd.compute_pd(kind, p1, p2) for kind in _TASK_PD_KINDS[task]}
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    array = np.asarray(values, dtype=np.float64)
-    std = float(np.std(array, ddof=1)) if array.size > 1 else 0.0
-    return float(np.mean(array)), std
 
 
 def _aggregate(dicts: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:

@@ -62,8 +62,7 @@ def test_shipped_job_files_parse_and_validate(path):
     assert isinstance(job, Job)
     assert job.name == path.stem
     assert job.directions[1] == "minimize"
-    for model in job.model.names:
-        assert job.study_name(model) == f"{job.name}/{model}"
+    assert set(job.model.names) <= {"embedding_mlp", "deep_cross"}
     job.search_space().validate()
     if job.data.dataset == "synthetic":
         assert load_job(path).data.resolve_path() is None
@@ -106,7 +105,6 @@ def test_minimal_job_gets_documented_defaults(tmp_path):
     assert job.objective.names == ("val_loss", "pd_relative")
     assert job.directions == ("minimize", "minimize")
     assert job.output_dir() == Path("keras-smelu-runs") / "t"
-    assert job.storage_url().startswith("sqlite:///") and job.storage_url().endswith("study.db")
     assert job.source == str(tmp_path / "job.toml")
 
 
@@ -141,8 +139,6 @@ def test_kwargs_helpers(tmp_path):
     assert "low_rank" not in job.model_kwargs("embedding_mlp")
     with pytest.raises(ValueError, match="not in this job"):
         job.model_kwargs("resnet")
-    kwargs = job.replica_kwargs()
-    assert kwargs["seed"] == 7 and kwargs["pd"] == "absolute" and kwargs["vary"] == "data_order"
     assert job.directions == ("maximize", "minimize")
     assert job.objective_names == ("val_auc", "pd_absolute")
 
@@ -304,17 +300,10 @@ def test_search_space_validate_names_the_field():
         SearchSpace(width_high=math.inf).validate()
 
 
-def test_search_space_grid_and_contains():
+def test_search_space_grid_widths_cover_every_family():
     space = SearchSpace(families=("smelu", "generalized_smelu"), width_low=0.01, width_high=1.0)
-    grid = space.grid(3)
-    assert grid[0] == SearchPoint("relu", 0.0)
-    widths = [p.width for p in grid[1:4]]
-    np.testing.assert_allclose(widths, [0.01, 0.1, 1.0])
-    assert grid[4].params == {"slope_left": 0.0}
-    assert all(space.contains(p) for p in grid)
-    assert not space.contains(SearchPoint("smelu", 2.0))
-    assert not space.contains(SearchPoint("gelu", 0.1))
-    assert not space.contains(SearchPoint("generalized_smelu", 0.1, {"slope_left": 0.5}))
+    np.testing.assert_allclose(space.grid_widths(6), [0.01, 0.1, 1.0])  # 3 per family
+    assert len(space.grid_widths(7)) == 4
     np.testing.assert_allclose(SearchSpace(log=False, width_low=1, width_high=3).widths(1), [2])
     np.testing.assert_allclose(SearchSpace(width_low=1, width_high=100).widths(1), [10])
 

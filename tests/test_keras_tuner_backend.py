@@ -19,7 +19,6 @@ from keras_smelu.tuning._keras_tuner_backend import (  # noqa: E402
     REFERENCE_FILE,
     SmoothnessHyperModel,
     SmoothnessTuner,
-    grid_widths,
     load_result,
     takes_hp,
     tune_keras_tuner,
@@ -149,7 +148,7 @@ def test_diverging_width_fails_and_search_goes_on(data, tmp_path, capsys):
         sampler="grid",
         verbose=1,
     )
-    widths = grid_widths(space, 3)
+    widths = space.grid_widths(3)
     assert [t.width for t in result.trials] == pytest.approx(widths)  # grid order
     failed, *complete = result.trials
     assert not failed.is_complete and failed.width == pytest.approx(0.05)

@@ -576,19 +576,9 @@ class Job:
         self.objective.validate()
         return self
 
-    def study_name(self, model_name: str) -> str:
-        """The stable study name of this job for one model: `"<job name>/<model name>"`."""
-        return f"{self.job.name}/{model_name}"
-
     def output_dir(self) -> Path:
         """The output folder (`[job] output`, default `keras-smelu-runs/<name>`)."""
         return Path(self.job.output or os.path.join("keras-smelu-runs", self.job.name)).expanduser()
-
-    def storage_url(self) -> str:
-        """The Optuna storage: `[job] storage`, or a SQLite file `study.db` in the output folder."""
-        if self.job.storage:
-            return self.job.storage
-        return f"sqlite:///{(self.output_dir() / 'study.db').resolve().as_posix()}"
 
     def search_space(self) -> SearchSpace:
         return self.search.space()
@@ -629,19 +619,6 @@ class Job:
         if model_name == "deep_cross":
             kwargs.update(cross_layers=m.cross_layers, low_rank=m.low_rank, stacked=m.stacked)
         return kwargs
-
-    def replica_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `keras_smelu.replicas.train_replicas`."""
-        t = self.training
-        return {
-            "pairs": t.pairs,
-            "epochs": t.epochs,
-            "batch_size": t.batch_size,
-            "vary": t.vary,
-            "seed": self.job.seed,
-            "pd": self.objective.pd,
-            "report_epoch": t.report_epoch,
-        }
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The job as nested plain data (tuples as lists, unset optional fields left out)."""

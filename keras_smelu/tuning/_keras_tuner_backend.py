@@ -73,13 +73,6 @@ def trial_number(trial_id: str | int) -> int:
     return int(trial_id) + 1
 
 
-def grid_widths(space: SearchSpace, trials: int) -> list[float]:
-    """The widths of the `"grid"` sampler: `ceil(trials / len(families))` widths per family,
-    spread over the range (log-spaced when `space.log`), as the Optuna backend's grid."""
-    per_family = max(1, math.ceil(trials / len(space.families)))
-    return [float(w) for w in space.widths(per_family)]
-
-
 def make_oracle(
     sampler: str,
     space: SearchSpace,
@@ -269,7 +262,7 @@ class SmoothnessTuner(keras_tuner.Tuner):
             _check_project_config(config_path, config)
         oracle = make_oracle(sampler, space, settings, trials=trials, seed=seed)
         hypermodel = SmoothnessHyperModel(
-            builder, space, grid_widths(space, trials) if sampler == "grid" else None
+            builder, space, space.grid_widths(trials) if sampler == "grid" else None
         )
         super().__init__(
             oracle=oracle,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import warnings
 from collections.abc import Callable
@@ -97,8 +96,7 @@ def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        per_family = max(1, math.ceil(trials / len(space.families)))
-        grid: dict[str, list[Any]] = {"width": [float(w) for w in space.widths(per_family)]}
+        grid: dict[str, list[Any]] = {"width": space.grid_widths(trials)}
         if len(space.families) > 1:
             grid[_FAMILY] = list(space.families)
         if "generalized_smelu" in space.families:

@@ -119,7 +119,7 @@ class TrialRecord:
         params: The family's extra parameters (e.g. `{"slope_left": 0.1}`).
         accuracy: Mean accuracy objective over the replica pairs at the reported epoch.
         pd: Mean PD over the pairs at the reported epoch.
-        accuracy_std: Standard deviation of the accuracy objective over the pairs.
+        accuracy_std: Standard deviation of the accuracy objective over the replicas.
         pd_std: Standard deviation of PD over the pairs.
         state: `"complete"` or `"failed"`.
         fail_reason: Why a failed trial failed (e.g. `"loss became NaN at epoch 2"`).

@@ -31,7 +31,6 @@ import numpy as np
 
 REFERENCE_FAMILY = "relu"
 FAMILIES = ("smelu", "generalized_smelu", "gelu", "swish", "softplus")
-COMPARATORS = ("gelu", "swish", "softplus")
 
 # Extra searched parameters per family (their ranges are SearchSpace fields).
 FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
@@ -214,26 +213,8 @@ class SearchSpace:
             return np.geomspace(self.width_low, self.width_high, n)
         return np.linspace(self.width_low, self.width_high, n)
 
-    def grid(self, n_per_family: int) -> list[SearchPoint]:
-        """A grid of `n_per_family` widths for each family (g-SmeLU at its lowest left slope),
-        preceded by the ReLU reference when `reference` is set."""
-        self.validate()
-        points = [SearchPoint(REFERENCE_FAMILY, 0.0)] if self.reference else []
-        for family in self.families:
-            params = {"slope_left": self.slope_left_low} if family == "generalized_smelu" else {}
-            widths = self.widths(n_per_family)
-            points += [SearchPoint(family, float(w), dict(params)) for w in widths]
-        return points
-
-    def contains(self, point: SearchPoint) -> bool:
-        """Whether `point` lies in this space (the reference counts when `reference` is set)."""
-        if point.family == REFERENCE_FAMILY:
-            return self.reference
-        if point.family not in self.families:
-            return False
-        if not self.width_low <= point.width <= self.width_high:
-            return False
-        slope = point.params.get("slope_left")
-        if slope is not None and not self.slope_left_low <= slope <= self.slope_left_high:
-            return False
-        return True
+    def grid_widths(self, trials: int) -> list[float]:
+        """The widths of the "grid" sampler (both backends): `ceil(trials / len(families))`
+        widths spread over the range, so that `trials` points cover every family."""
+        per_family = max(1, math.ceil(trials / len(self.families)))
+        return [float(w) for w in self.widths(per_family)]

@@ -140,10 +140,11 @@ def tune(
         report_epoch: "last" or "best" (lowest evaluation loss) epoch.
         backend: "optuna" (default) or "keras_tuner".
         sampler: Optuna: "tpe" (default), "nsga2", "random", "grid"; keras-tuner: "random"
-            (default) or "bayesian".
+            (default) or "grid".
         storage: Optuna storage URL: `sqlite:///file.db`, `journal:<file>` (several processes
             on one machine) or an RDB URL such as `postgresql://...` (several machines).
-            Default: `study.db` in `output`.
+            Default: `study.db` in `output`. With keras-tuner: the folder of its projects
+            (default `output/keras_tuner`).
         study_name: Study names are `f"{study_name}/{model}"`: stable, so reruns and other
             workers join the same studies.
         output: Folder for the results (`results.json`, `trials.csv`, `frontier-<model>.png`)
@@ -187,6 +188,11 @@ def tune(
         raise ValueError(f"Invalid search space: {error}") from None
     if backend not in BACKENDS:
         raise ValueError(f"Argument `backend` must be one of {BACKENDS}. Received: {backend!r}")
+    if backend == "keras_tuner" and storage and re.match(r"^[A-Za-z][\w+.-]*:", storage):
+        raise ValueError(
+            "Argument `storage` of the keras_tuner backend is a folder (keras-tuner keeps its "
+            f"state in files), not an Optuna storage URL. Received: storage={storage!r}"
+        )
     if not isinstance(trials, int) or trials < 1:
         raise ValueError(f"Argument `trials` must be an integer >= 1. Received: {trials!r}")
     settings = TrialSettings(
