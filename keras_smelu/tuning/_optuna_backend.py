@@ -91,8 +91,15 @@ def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
         startup = min(10, max(3, trials // 3))
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
     if name == "nsga2":
-        # Several generations even in a short study (a generation of `trials` is random search).
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, trials // 4))
+        # Several generations even in a short study (a generation of `trials` is random search),
+        # simulated binary crossover to make new widths between parents, and a mutation rate
+        # below Optuna's default 1/n_params, which is 1 here and would redraw every width.
+        return optuna.samplers.NSGAIISampler(
+            seed=seed,
+            population_size=max(4, trials // 4),
+            crossover=optuna.samplers.nsgaii.SBXCrossover(),
+            mutation_prob=0.1,
+        )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
