@@ -94,11 +94,10 @@ def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
         # Several generations even in a short study (a generation of `trials` is random search),
         # simulated binary crossover to make new widths between parents, and a mutation rate
         # below Optuna's default 1/n_params, which is 1 here and would redraw every width.
+        with _quiet_experimental():
+            crossover = optuna.samplers.nsgaii.SBXCrossover()
         return optuna.samplers.NSGAIISampler(
-            seed=seed,
-            population_size=max(4, trials // 4),
-            crossover=optuna.samplers.nsgaii.SBXCrossover(),
-            mutation_prob=0.1,
+            seed=seed, population_size=max(4, trials // 4), crossover=crossover, mutation_prob=0.1
         )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
