@@ -91,14 +91,10 @@ def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
         startup = min(10, max(3, trials // 3))
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
     if name == "nsga2":
-        # Several generations even in a short study (a generation of `trials` is random search),
-        # simulated binary crossover to make new widths between parents, and a mutation rate
-        # below Optuna's default 1/n_params, which is 1 here and would redraw every width.
-        with _quiet_experimental():
-            crossover = optuna.samplers.nsgaii.SBXCrossover()
-        return optuna.samplers.NSGAIISampler(
-            seed=seed, population_size=max(4, trials // 4), crossover=crossover, mutation_prob=0.1
-        )
+        # Several generations even in a short study (a generation of `trials` is random search).
+        # Optuna's default mutation redraws each parameter with probability 1/n_params: with the
+        # width as the only parameter NSGA-II samples like random search; TPE is the default.
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, trials // 4))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
