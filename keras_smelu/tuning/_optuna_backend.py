@@ -77,7 +77,9 @@ def make_storage(url: str):
         # Other workers, heartbeats and readers (`keras-smelu report`) share the file: wait for
         # its lock rather than fail after SQLite's default 5 s.
         engine_kwargs["connect_args"] = {"timeout": _SQLITE_LOCK_TIMEOUT_S}
-    with _quiet_experimental():
+    # Creating the storage creates its tables: under the lock, so that two local processes
+    # opening a new SQLite file at once (workers, a reader) do not both write the schema.
+    with _quiet_experimental(), _storage_lock(url):
         return optuna.storages.RDBStorage(
             url, engine_kwargs=engine_kwargs, heartbeat_interval=_HEARTBEAT_S
         )
