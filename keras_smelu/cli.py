@@ -11,6 +11,7 @@ Each subcommand parses its arguments, calls the library and returns an exit code
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from importlib import resources
@@ -60,6 +61,8 @@ def _quiet_framework_logs() -> None:
 
     warnings.filterwarnings("ignore", module="optuna")
     warnings.filterwarnings("ignore", message=".*experimental.*")
+    # Every replica is a new model, so tf.function traces anew by design: not worth a warning.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def _run_job(job_path, args, overrides=()) -> int:
