@@ -232,6 +232,7 @@ def test_plot_info_contents():
     assert [p[0] for p in info.points] == [0, 1, 2, 3, 4, 5, 6]
     assert info.points[2] == (2, "smelu", 0.558, 0.150, 0.003, 0.01)
     assert info.front_numbers == (2, 6, 3, 4)  # drawing order: x ascending
+    assert info.front_labels[0] == "smelu w=0.1" and len(info.front_labels) == 4
     xs = [x for x, _ in info.front]
     assert xs == sorted(xs)
     assert info.reference == (0.560, 0.190)

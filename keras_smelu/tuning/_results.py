@@ -304,6 +304,7 @@ class _ParetoPlotInfo(NamedTuple):
     # points: (trial number, family, x, y, x std, y std) for every complete trial
     front: tuple[tuple[float, float], ...]  # frontier points, in drawing order (x ascending)
     front_numbers: tuple[int, ...]
+    front_labels: tuple[str, ...]  # what each frontier point is, e.g. "smelu w=0.44"
     reference: tuple[float, float] | None
     recommended: tuple[float, float] | None
     recommended_label: str | None
@@ -554,6 +555,7 @@ def _pareto_plot_info(result: TuningResult) -> _ParetoPlotInfo:
         points=points,
         front=tuple((float(t.accuracy), float(t.pd)) for t in front),
         front_numbers=tuple(t.number for t in front),
+        front_labels=tuple(t.label for t in front),
         reference=None if reference is None else (float(reference.accuracy), float(reference.pd)),
         recommended=(
             None if recommended is None else (float(recommended.accuracy), float(recommended.pd))
@@ -586,6 +588,8 @@ def _render_pareto_plot(info: _ParetoPlotInfo, path: str | os.PathLike[str]) -> 
         fy = [y for _, y in info.front]
         ax.plot(fx, fy, color="black", linewidth=1.2, zorder=3, label="Pareto frontier")
         ax.scatter(fx, fy, facecolors="none", edgecolors="black", s=70, linewidths=1.2, zorder=4)
+        for x, y, label in zip(fx, fy, info.front_labels, strict=True):
+            ax.annotate(label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=7)
     if info.reference is not None:
         ax.scatter(
             [info.reference[0]],
