@@ -426,8 +426,8 @@ class TrainingSection:
 
 
 @dataclass(frozen=True)
-class SearchSection:
-    """`[search]`: the activation families and the width range (see `SearchSpace`).
+class SearchSection(SearchSpace):
+    """`[search]`: the activation families and the width range: the fields of `SearchSpace`.
 
     Attributes:
         families: Families to search, from `"smelu"` (default), `"generalized_smelu"`, `"gelu"`,
@@ -441,25 +441,9 @@ class SearchSection:
         reference: Evaluate the ReLU reference once per model (default true).
     """
 
-    families: tuple[str, ...] = ("smelu",)
-    width_low: float = 0.01
-    width_high: float = 10.0
-    log: bool = True
-    slope_left_low: float = 0.0
-    slope_left_high: float = 0.3
-    reference: bool = True
-
     def space(self) -> SearchSpace:
         """The `SearchSpace` this section describes."""
-        return SearchSpace(
-            families=self.families,
-            width_low=self.width_low,
-            width_high=self.width_high,
-            log=self.log,
-            slope_left_low=self.slope_left_low,
-            slope_left_high=self.slope_left_high,
-            reference=self.reference,
-        )
+        return SearchSpace(**{f.name: getattr(self, f.name) for f in fields(SearchSpace)})
 
     def validate(self) -> None:
         s = "search"
@@ -468,7 +452,7 @@ class SearchSection:
         for family in self.families if isinstance(self.families, tuple) else ():
             _check_str(s, "families", family, FAMILIES)
         try:
-            self.space().validate()
+            super().validate()
         except ValueError as exc:
             name = str(exc).split(":", 1)[0]
             raise JobError(f"[{s}] {exc}", field=f"[{s}] {name}") from exc
