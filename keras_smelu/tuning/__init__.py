@@ -36,8 +36,6 @@ from keras_smelu.tuning._space import (
     SearchPoint,
     SearchSpace,
     make_activation,
-    scale_to_width,
-    width_to_scale,
 )
 from keras_smelu.tuning._trial import TrialFailedError, TrialSettings, infer_direction
 from keras_smelu.tuning._tuner import tune, tune_job
@@ -70,9 +68,7 @@ __all__ = [
     "pareto_mask",
     "parse_override",
     "recommend",
-    "scale_to_width",
     "system_info",
     "tune",
     "tune_job",
-    "width_to_scale",
 ]

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import importlib
-from types import ModuleType, TracebackType
+from types import ModuleType
 
 INSTALL_HINT = 'pip install "keras-smelu[tuning]"'
 
@@ -43,42 +43,3 @@ def import_optional(name: str, purpose: str | None = None) -> ModuleType:
     except ImportError as exc:
         top = name.split(".")[0]
         raise ImportError(_message(top, purpose, exc)) from exc
-
-
-class DeferredImport:
-    """Context manager that catches an `ImportError` and re-raises it, explained, on `check()`."""
-
-    def __init__(self, purpose: str | None = None) -> None:
-        self._purpose = purpose
-        self._error: ImportError | None = None
-
-    def __enter__(self) -> DeferredImport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool:
-        if isinstance(exc_value, ImportError):
-            self._error = exc_value
-            return True
-        return False
-
-    def is_successful(self) -> bool:
-        """Whether every import inside the block succeeded."""
-        return self._error is None
-
-    def check(self) -> None:
-        """Raise an `ImportError` with the install hint if an import in the block failed."""
-        if self._error is not None:
-            name = self._error.name or "an optional dependency"
-            raise ImportError(
-                _message(name.split(".")[0], self._purpose, self._error)
-            ) from self._error
-
-
-def try_import(purpose: str | None = None) -> DeferredImport:
-    """Return a `DeferredImport` for a `with` block of optional imports."""
-    return DeferredImport(purpose)

@@ -29,8 +29,11 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from keras_smelu.activations import _check_width, beta_to_scale
+from keras_smelu.layers.scaled_activation import COMPARATORS
+
 REFERENCE_FAMILY = "relu"
-FAMILIES = ("smelu", "generalized_smelu", "gelu", "swish", "softplus")
+FAMILIES = ("smelu", "generalized_smelu", *COMPARATORS)
 
 # Extra searched parameters per family (their ranges are SearchSpace fields).
 FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
@@ -49,32 +52,6 @@ def _check_family(family: str, *, allow_reference: bool = True) -> None:
         raise ValueError(f"unknown activation family {family!r}; expected one of {known}")
 
 
-def _check_width(width: float) -> float:
-    if isinstance(width, bool) or not isinstance(width, (int, float, np.floating, np.integer)):
-        raise ValueError(f"width must be a positive finite number; got {width!r}")
-    width = float(width)
-    if not (math.isfinite(width) and width > 0.0):
-        raise ValueError(f"width must be a positive finite number; got {width!r}")
-    return width
-
-
-def width_to_scale(family: str, width: float) -> float:
-    """The comparator's scale `s` for a SmeLU-equivalent `width` (curvature matched at 0).
-
-    Delegates to `keras_smelu.activations.beta_to_scale`, the one definition of the mapping.
-    """
-    from keras_smelu.activations import beta_to_scale
-
-    return float(beta_to_scale(family, _check_width(width)))
-
-
-def scale_to_width(family: str, scale: float) -> float:
-    """The SmeLU-equivalent width of a comparator with scale `s` (inverse of `width_to_scale`)."""
-    from keras_smelu.activations import scale_to_beta
-
-    return float(scale_to_beta(family, _check_width(scale)))
-
-
 def make_activation(family: str, width: float = 0.0, **params: float):
     """Build the Keras activation layer for a point of the search space.
 
@@ -87,7 +64,7 @@ def make_activation(family: str, width: float = 0.0, **params: float):
     Returns:
         A Keras layer: `keras.layers.ReLU()`, `keras_smelu.SmeLU(beta=width)`,
         `keras_smelu.GeneralizedSmeLU(alpha, beta, slope_left, slope_right)`, or, for the
-        comparators, `ScaledActivation(family, width_to_scale(family, width))` (serialisable,
+        comparators, `ScaledActivation(family, beta_to_scale(family, width))` (serialisable,
         so the models' builders can clone it from its config).
     """
     _check_family(family)
@@ -101,7 +78,7 @@ def make_activation(family: str, width: float = 0.0, **params: float):
         )
     if family == REFERENCE_FAMILY:
         return keras.layers.ReLU()
-    width = _check_width(width)
+    width = _check_width(width, "width", allow_zero=False)
     if family == "smelu":
         from keras_smelu import SmeLU
 
@@ -117,7 +94,7 @@ def make_activation(family: str, width: float = 0.0, **params: float):
         )
     from keras_smelu.layers import ScaledActivation
 
-    return ScaledActivation(family, width_to_scale(family, width))
+    return ScaledActivation(family, beta_to_scale(family, width))
 
 
 @dataclass(frozen=True)
