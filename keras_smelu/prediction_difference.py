@@ -120,9 +120,11 @@ def _check_distributions(a: np.ndarray, b: np.ndarray, what: str) -> None:
 
 def _relative_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-entry `|a - b| / ((a + b) / 2)`, 0 where the denominator is 0."""
+    # Divide by the sum, then double: halving first would round subnormal sums to 0.
     numerator = np.abs(a - b)
-    denominator = (a + b) / 2.0
-    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator != 0)
+    denominator = a + b
+    ratio = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator != 0)
+    return 2.0 * ratio
 
 
 def _relative_to_mean(a: np.ndarray, b: np.ndarray) -> float:
