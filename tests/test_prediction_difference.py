@@ -221,8 +221,11 @@ def test_pairwise_pd_needs_two_replicas():
 # ------------------------------------------------------------------------------------------
 # Properties
 
+unit_floats = st.floats(0.0, 1.0, allow_nan=False)
+
+
 @st.composite
-def probability_pairs(draw, elements=st.floats(0.0, 1.0, allow_nan=False)):
+def probability_pairs(draw, elements=unit_floats):
     a = draw(hnp.arrays(np.float64, st.integers(1, 30), elements=elements))
     b = draw(hnp.arrays(np.float64, a.shape, elements=elements))
     return a, b
