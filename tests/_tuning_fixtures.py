@@ -20,14 +20,14 @@ def tiny_builder(dataset):
     return build
 
 
-def write_job(directory: Path, *, trials: int = 3, extra: str = "") -> Path:
-    """A tiny synthetic job file; `extra` is appended TOML (e.g. a storage)."""
+def write_job(directory: Path, *, trials: int = 3, name: str = "tiny", extra: str = "") -> Path:
+    """A tiny synthetic job file; `extra` is appended to its `[job]` section (e.g. a storage)."""
     path = directory / "job.toml"
     path.write_text(
         textwrap.dedent(
             f"""
             [job]
-            name = "tiny"
+            name = "{name}"
             trials = {trials}
             output = "{(directory / "out").as_posix()}"
             {extra}

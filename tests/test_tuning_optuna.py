@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import keras
 import numpy as np
@@ -14,8 +15,10 @@ import optuna
 import pytest
 
 from keras_smelu import tuning
-from keras_smelu.tuning import pareto_front_indices
+from keras_smelu.tuning import _optuna_backend, pareto_front_indices
 from keras_smelu.tuning._optuna_backend import make_storage
+from keras_smelu.tuning._results import TrialRecord
+from tests._postgres import PostgresUnavailable, postgres_url
 from tests._subprocess import REPO
 from tests._tuning_fixtures import tiny_builder, tiny_dataset, write_job
 
@@ -205,16 +208,34 @@ def test_resume_after_sigkill_keeps_every_completed_trial(tmp_path):
     assert len(report.results["embedding_mlp"].complete_trials) == 5
 
 
+@pytest.fixture(scope="module")
+def postgres():
+    try:
+        with postgres_url() as url:
+            yield url
+    except PostgresUnavailable as why:
+        pytest.skip(f"PostgreSQL storage not tested: {why}")
+
+
+@pytest.fixture(params=["journal", "postgresql"])
+def shared_storage(request, tmp_path):
+    """A storage several worker processes share: a journal file (one machine), a PostgreSQL
+    database (many machines)."""
+    if request.param == "journal":
+        return f"journal:{tmp_path / 'journal.log'}"
+    return request.getfixturevalue("postgres")
+
+
 @pytest.mark.slow
-def test_two_workers_share_a_journal_study(tmp_path):
-    journal = tmp_path / "journal.log"
-    job = write_job(tmp_path, trials=4)
+def test_two_workers_share_a_study(tmp_path, shared_storage):
+    job_name = f"tiny-{uuid.uuid4().hex[:8]}"  # an external server may hold earlier runs
+    job = write_job(tmp_path, trials=4, name=job_name)
     workers = [
         _cli(
             "tune",
             str(job),
             "--storage",
-            f"journal:{journal}",
+            shared_storage,
             "--output",
             str(tmp_path / f"out{i}"),
         )
@@ -222,15 +243,20 @@ def test_two_workers_share_a_journal_study(tmp_path):
     ]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
-    study = _study(f"journal:{journal}", "tiny/embedding_mlp")
+    study = _study(shared_storage, f"{job_name}/embedding_mlp")
     complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
     # Each worker stops once the study holds 4 search trials; one may finish a last one.
     assert 4 <= len(complete) <= 5
     # The workers drew different widths (their samplers are seeded apart).
     widths = [t.params["width"] for t in complete]
     assert len(set(widths)) == len(widths)
-    reference = _study(f"journal:{journal}", "tiny/embedding_mlp/reference")
-    assert len(_finished(reference)) == 1 and len(reference.trials) == 1
+    # ReLU was evaluated once: on a journal file the workers took turns under a file lock; on
+    # a server, a worker that started it at the same time was pruned as a duplicate.
+    reference = _study(shared_storage, f"{job_name}/embedding_mlp/reference")
+    states = sorted(t.state.name for t in reference.trials)
+    assert states.count("COMPLETE") == 1 and set(states) <= {"COMPLETE", "PRUNED"}, states
+    if shared_storage.startswith("journal:"):
+        assert len(reference.trials) == 1
     # Every trial a worker reported is in the shared study, each reported by one worker only
     # (records are numbered: 0 the reference, k + 1 search trial k).
     reported = [
@@ -240,3 +266,42 @@ def test_two_workers_share_a_journal_study(tmp_path):
         if line.startswith("[embedding_mlp]") and " #" in line
     ]
     assert sorted(reported) == [0] + sorted(t.number + 1 for t in complete)
+    # Each worker's results hold the one reference and the study's trials done by its end.
+    for i in range(2):
+        result = tuning.TuningReport.load(tmp_path / f"out{i}").results["embedding_mlp"]
+        assert result.reference is not None
+        ids = {t.trial_id for t in result.candidates}
+        assert len(ids) >= 4 and ids <= {t._trial_id for t in complete}
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the other worker's ask()
+def test_reference_on_a_server_waits_for_a_live_worker_and_redoes_a_dead_ones(
+    postgres, monkeypatch
+):
+    # No file lock spans the machines of a server: heartbeats tell a live worker from a dead one.
+    monkeypatch.setattr(_optuna_backend, "_HEARTBEAT_S", 1)  # a 2 s grace period
+    storage = make_storage(postgres)
+    ref_study = optuna.create_study(
+        study_name=f"ref-{uuid.uuid4().hex[:8]}",
+        storage=storage,
+        directions=["minimize", "minimize"],
+    )
+    evaluated = []
+
+    def run(point, number):
+        evaluated.append(point)
+        return TrialRecord(number, "m", point.family, point.width, accuracy=0.5, pd=0.1)
+
+    elsewhere = ref_study.ask()  # another machine's worker evaluating the reference
+    storage.record_heartbeat(elsewhere._trial_id)
+    assert _optuna_backend._evaluate_reference(ref_study, postgres, run, "m") is None
+    assert evaluated == []
+
+    time.sleep(3)  # that worker died: its heartbeat is older than the grace period
+    record = _optuna_backend._evaluate_reference(ref_study, postgres, run, "m")
+    assert record is not None and record.family == "relu" and len(evaluated) == 1
+    states = [t.state.name for t in ref_study.get_trials()]
+    assert states == ["FAIL", "COMPLETE"]
+    # The reference is done: nobody evaluates it again.
+    assert _optuna_backend._evaluate_reference(ref_study, postgres, run, "m") is None
+    assert len(evaluated) == 1

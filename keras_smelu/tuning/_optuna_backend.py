@@ -12,7 +12,11 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
+import socket
+import time
 import warnings
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,13 @@ _SETUP = "keras_smelu_setup"
 # Search trial k of a study is record number k + 1; the ReLU reference is number 0.
 _SEARCH_OFFSET = 1
 _SQLITE_LOCK_TIMEOUT_S = 120
+# Workers that create a server's schema at the same moment collide; the losers retry.
+_SCHEMA_ATTEMPTS = 5
+_UNFINISHED_STATES = ("RUNNING", "WAITING")
+# Trials that hold a result or may still produce one.
+_LIVE_STATES = (*_UNFINISHED_STATES, "COMPLETE")
+# On a pruned reference trial: the number of the reference trial that is evaluated instead.
+_DUPLICATE_OF = "duplicate_of"
 
 
 def _optuna():
@@ -78,11 +89,20 @@ def make_storage(url: str):
         # its lock rather than fail after SQLite's default 5 s.
         engine_kwargs["connect_args"] = {"timeout": _SQLITE_LOCK_TIMEOUT_S}
     # Creating the storage creates its tables: under the lock, so that two local processes
-    # opening a new SQLite file at once (workers, a reader) do not both write the schema.
-    with _quiet_experimental(), _storage_lock(url):
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=_HEARTBEAT_S
-        )
+    # opening a new SQLite file at once (workers, a reader) do not both write the schema. No
+    # lock spans the machines of a server: the worker that loses that race tries again.
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with _quiet_experimental(), _storage_lock(url):
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=_HEARTBEAT_S
+                )
+        except (IntegrityError, ProgrammingError):
+            if attempt == _SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1) + random.random() * 0.2)
 
 
 def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
@@ -185,41 +205,61 @@ def _evaluate_reference(ref_study, storage: str, run, model_name: str) -> TrialR
     """Evaluates ReLU once, in a study of its own (`<study>/reference`).
 
     Kept out of the search study so that samplers see one search space (a parameterless trial
-    would empty the intersection space that multivariate TPE and NSGA-II learn from). Runs under
-    the storage lock: another worker on this machine waits, then finds it done; a reference left
-    running under the lock belongs to a worker that died, and is failed and redone.
+    would empty the intersection space that multivariate TPE and NSGA-II learn from).
+
+    Once for all workers: on a file storage the workers of the machine take the storage lock in
+    turn; the first evaluates the reference, the others find it done, and a reference left
+    running under the lock belongs to a worker that died and is redone. On an RDB server
+    shared by several machines no lock spans the workers: a reference running elsewhere is
+    left to its worker while its heartbeat lives, and of workers that start it at once the
+    lowest-numbered trial evaluates it while the others are pruned as duplicates.
 
     Returns:
         The new record, or None when there was nothing to do.
     """
     optuna = _optuna()
+    new: list[TrialRecord] = []
     with _storage_lock(storage) as exclusive:
+        if not exclusive:
+            with _quiet_experimental():
+                optuna.storages.fail_stale_trials(ref_study)  # its worker died mid-reference
         trials = ref_study.get_trials(deepcopy=False)
         if any(_counts_toward_target(t) for t in trials):
             return None
-        pending = [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+        pending = [t for t in trials if t.state.name in _UNFINISHED_STATES]
         if pending and not exclusive:
-            return None  # another machine is evaluating it
+            return None
         for abandoned in pending:
             ref_study.tell(abandoned.number, state=optuna.trial.TrialState.FAIL)
-        with warnings.catch_warnings():  # ask/tell without a heartbeat: the lock guards it
-            warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            trial = ref_study.ask()
-        trial.set_user_attr(_FAMILY, REFERENCE_FAMILY)
-        try:
-            record = run(REFERENCE_POINT, 0)
-        except TrialFailedError as error:
-            trial.set_user_attr(_FAIL_REASON, str(error))
-            ref_study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            return failed_record(
-                REFERENCE_POINT, model_name=model_name, number=0, reason=str(error)
-            )
-        except BaseException:
-            ref_study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
-        trial.set_user_attr(_RECORD, record.to_dict())
-        ref_study.tell(trial, [record.accuracy, record.pd])
-        return record
+
+        def objective(trial):
+            trial.set_user_attr(_FAMILY, REFERENCE_FAMILY)
+            first = min(t.number for t in ref_study.get_trials(states=_live_states()))
+            if first != trial.number:
+                trial.set_user_attr(_DUPLICATE_OF, first)
+                raise optuna.TrialPruned(f"the reference is trial {first}'s")
+            try:
+                record = run(REFERENCE_POINT, 0)
+            except TrialFailedError as error:
+                trial.set_user_attr(_FAIL_REASON, str(error))
+                new.append(
+                    failed_record(
+                        REFERENCE_POINT, model_name=model_name, number=0, reason=str(error)
+                    )
+                )
+                raise
+            trial.set_user_attr(_RECORD, record.to_dict())
+            new.append(record)
+            return record.accuracy, record.pd
+
+        # `optimize` rather than ask/tell: the trial sends heartbeats like the search trials.
+        ref_study.optimize(objective, n_trials=1, catch=(TrialFailedError,))
+    return new[0] if new else None
+
+
+def _live_states():
+    state = _optuna().trial.TrialState
+    return tuple(getattr(state, name) for name in _LIVE_STATES)
 
 
 def _check_same_setup(study, setup: dict) -> None:
@@ -241,9 +281,10 @@ def _check_same_setup(study, setup: dict) -> None:
 def _sampler_seed(seed: int, study, storage: str) -> int:
     """The job's seed for a fresh single-process study (reproducible); mixed with the trials
     already there (a resumed run must not redraw them) and, on storages shared by several
-    workers, with the process id (two workers must not draw the same widths)."""
-    shared = not storage.startswith("sqlite:///")
-    entropy = [seed, len(study.get_trials(deepcopy=False)), os.getpid() if shared else 0]
+    workers, with the machine and process (two workers must not draw the same widths)."""
+    entropy = [seed, len(study.get_trials(deepcopy=False))]
+    if not storage.startswith("sqlite:///"):
+        entropy += [zlib.crc32(socket.gethostname().encode()), os.getpid()]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
@@ -370,7 +411,9 @@ def study_result(study, ref_study, model_name: str, settings: TrialSettings) -> 
     """The `TuningResult` of every finished trial of `study` and of its reference study."""
     records = []
     if ref_study is not None:
-        records += [_record_of(t, model_name, 0) for t in ref_study.get_trials(deepcopy=False)]
+        # Every reference record is number 0, however many attempts its study holds.
+        refs = ref_study.get_trials(deepcopy=False)
+        records += [_record_of(t, model_name, -t.number) for t in refs]
     records += [_record_of(t, model_name) for t in study.get_trials(deepcopy=False)]
     return TuningResult(
         model=model_name,
