@@ -307,16 +307,6 @@ def test_search_space_grid_widths_cover_every_family():
     np.testing.assert_allclose(SearchSpace(width_low=1, width_high=100).widths(1), [10])
 
 
-def test_search_space_stratified_widths_are_bin_centres():
-    # Three decades in three bins: one width in the middle of each decade.
-    space = SearchSpace(width_low=0.01, width_high=10.0)
-    np.testing.assert_allclose(space.stratified_widths(3), [10**-1.5, 10**-0.5, 10**0.5])
-    linear = SearchSpace(log=False, width_low=1.0, width_high=3.0)
-    np.testing.assert_allclose(linear.stratified_widths(2), [1.5, 2.5])
-    with pytest.raises(ValueError, match="n must be at least 1"):
-        space.stratified_widths(0)
-
-
 def test_width_scale_mapping_matches_curvature():
     # SmeLU's curvature in its band is 1 / (2 width); the comparators' at 0 (see _space).
     curvature_per_scale = {"softplus": 0.25, "swish": 0.5, "gelu": math.sqrt(2 / math.pi)}

@@ -18,7 +18,6 @@ from keras_smelu import tuning
 from keras_smelu.tuning import _optuna_backend, pareto_front_indices
 from keras_smelu.tuning._optuna_backend import make_storage
 from keras_smelu.tuning._results import TrialRecord
-from keras_smelu.tuning._space import SearchSpace
 from tests._postgres import PostgresUnavailable, postgres_url
 from tests._subprocess import REPO
 from tests._tuning_fixtures import tiny_builder, tiny_dataset, write_job
@@ -306,37 +305,3 @@ def test_reference_on_a_server_waits_for_a_live_worker_and_redoes_a_dead_ones(
     # The reference is done: nobody evaluates it again.
     assert _optuna_backend._evaluate_reference(ref_study, postgres, run, "m") is None
     assert len(evaluated) == 1
-
-
-def test_tpe_starts_from_the_centres_of_the_range_once(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    space = SearchSpace(families=("smelu", "gelu"), width_low=0.01, width_high=10.0)
-
-    def fresh(name, url):
-        return optuna.create_study(
-            study_name=name, storage=make_storage(url), directions=["minimize"] * 2
-        )
-
-    study = fresh("start", storage)
-    _optuna_backend._enqueue_space_filling_start(study, space, 4, storage)
-    assert [t.state.name for t in study.get_trials()] == ["WAITING"] * 4
-    # A resumed study (or a second worker on the same file) queues nothing more.
-    _optuna_backend._enqueue_space_filling_start(study, space, 4, storage)
-    assert len(study.get_trials()) == 4
-    # TPE takes the queued points first.
-    study.sampler = _optuna_backend.make_sampler("tpe", space, trials=12, seed=0)
-    study.optimize(lambda t: (_optuna_backend.suggest_point(t, space).width, 0.0), n_trials=4)
-    assert [t.params["width"] for t in study.trials] == space.stratified_widths(4)
-    assert [t.params["family"] for t in study.trials] == ["smelu", "gelu", "smelu", "gelu"]
-
-
-def test_tpe_workers_of_a_server_start_from_their_own_draws(postgres):
-    # No lock spans a server's workers: queueing the same widths, they would train them twice.
-    space = SearchSpace()
-    study = optuna.create_study(
-        study_name=f"start-{uuid.uuid4().hex[:8]}",
-        storage=make_storage(postgres),
-        directions=["minimize"] * 2,
-    )
-    _optuna_backend._enqueue_space_filling_start(study, space, 4, postgres)
-    assert study.get_trials() == []

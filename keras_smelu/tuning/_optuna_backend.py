@@ -109,9 +109,9 @@ def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
     """The sampler named `name` ("tpe", "nsga2", "random" or "grid"), seeded."""
     optuna = _optuna()
     if name == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=tpe_startup_trials(trials), multivariate=True
-        )
+        # Fewer random start-up trials than Optuna's default 10: studies here are short.
+        startup = min(10, max(3, trials // 3))
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
     if name == "nsga2":
         # Several generations even in a short study (a generation of `trials` is random search).
         # Optuna's default mutation redraws each parameter with probability 1/n_params: with the
@@ -127,27 +127,6 @@ def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
             grid["slope_left"] = [space.slope_left_low]
         return optuna.samplers.GridSampler(grid, seed=seed)
     raise ValueError(f"Argument `sampler` must be one of {SAMPLERS}. Received: sampler={name!r}")
-
-
-def tpe_startup_trials(trials: int) -> int:
-    """TPE's start-up trials: fewer than Optuna's default 10, since studies here are short."""
-    return min(10, max(3, trials // 3))
-
-
-def _enqueue_space_filling_start(study, space: SearchSpace, count: int, storage: str) -> None:
-    """Queues the start-up trials of a fresh study at the centres of `count` equal parts of the
-    width range (families in turn), instead of TPE's random start-up draws, which can leave
-    a part of a short study's range unexplored. Only under a lock (file storages): workers of
-    a server, which no lock spans, would queue the same widths twice; they start from their
-    differently seeded random draws instead."""
-    with _storage_lock(storage) as exclusive:
-        if not exclusive or study.get_trials(deepcopy=False):
-            return  # a server, a resumed study, or another worker queued them
-        for i, width in enumerate(space.stratified_widths(count)):
-            params: dict[str, Any] = {"width": width}
-            if len(space.families) > 1:
-                params[_FAMILY] = space.families[i % len(space.families)]
-            study.enqueue_trial(params)
 
 
 def suggest_point(trial, space: SearchSpace) -> SearchPoint:
@@ -369,8 +348,6 @@ def optimize(
     study.sampler = make_sampler(
         sampler, space, trials=trials, seed=_sampler_seed(seed, study, storage)
     )
-    if sampler == "tpe":
-        _enqueue_space_filling_start(study, space, tpe_startup_trials(trials), storage)
 
     def run(point: SearchPoint, number: int) -> TrialRecord:
         return run_trial(

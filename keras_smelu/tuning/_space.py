@@ -190,17 +190,6 @@ class SearchSpace:
             return np.geomspace(self.width_low, self.width_high, n)
         return np.linspace(self.width_low, self.width_high, n)
 
-    def stratified_widths(self, n: int) -> list[float]:
-        """The centres of `n` equal bins of the range (geometric when `log`): a space-filling
-        start for a sampler, one width per part of the range, away from its ends."""
-        if n < 1:
-            raise ValueError(f"n must be at least 1; got {n=}")
-        fractions = (np.arange(n) + 0.5) / n
-        if self.log:
-            low, high = math.log(self.width_low), math.log(self.width_high)
-            return [float(math.exp(low + f * (high - low))) for f in fractions]
-        return [float(self.width_low + f * (self.width_high - self.width_low)) for f in fractions]
-
     def grid_widths(self, trials: int) -> list[float]:
         """The widths of the "grid" sampler (both backends): `ceil(trials / len(families))`
         widths spread over the range, so that `trials` points cover every family."""
