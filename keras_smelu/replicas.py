@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from keras_smelu import prediction_difference as _pd
+from keras_smelu._replica_pair import compile_pair, fit_pair_epoch, why_not_fused
 from keras_smelu.prediction_difference import _mean_std, _squeeze_trailing_one
 
 __all__ = [
@@ -486,6 +487,7 @@ def _validate(
     callbacks: Any,
     verbose: Any,
     task: Any,
+    fused: Any,
 ) -> None:
     if isinstance(model, keras.Model):
         if activation not in (None, "relu"):
@@ -510,6 +512,8 @@ def _validate(
     _check_choice("vary", vary, VARY_OPTIONS)
     _check_choice("report_epoch", report_epoch, REPORT_EPOCH_RULES)
     _check_choice("task", task, TASKS)
+    if not (isinstance(fused, bool) or fused == "auto"):
+        raise ValueError(f"`fused` must be True, False or 'auto'; received: fused={fused!r}")
     if not isinstance(pd, str) or pd not in _pd.PD_KINDS:
         raise ValueError(f"`pd` must be one of {sorted(_pd.PD_KINDS)}; received: pd={pd!r}")
     if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
@@ -544,6 +548,7 @@ def train_replicas(
     verbose: str | int = "auto",
     return_models: bool = False,
     task: str = "auto",
+    fused: bool | str = "auto",
 ) -> ReplicaReport:
     """Trains `pairs` pairs of replicas and measures their prediction difference (PD).
 
@@ -603,6 +608,14 @@ def train_replicas(
             with several columns whose rows are distributions are multiclass; single outputs
             with 0/1 labels are binary (the predictions must then be probabilities); anything
             else is regression.
+        fused: Train the two replicas of a pair as one program, each on its own batches: about
+            the cost of one training run instead of two, and the same replicas (an optimizer
+            that updates each weight from its own gradient makes each replica's own step).
+            `"auto"` (default): when possible, i.e. NumPy data, one loss, no `loss_weights`,
+            no callbacks, no global-norm clipping or loss scaling; otherwise one replica after
+            the other. `True`: required (ValueError saying why not); `False`: never. Fused
+            replicas' own optimizers stay unused (a fresh copy trains them), and their
+            training losses leave out regularization terms.
 
     Returns:
         A `ReplicaReport`.
@@ -647,6 +660,7 @@ def train_replicas(
         callbacks=callbacks,
         verbose=verbose,
         task=task,
+        fused=fused,
     )
     is_model = isinstance(model, keras.Model)
     if is_model:
@@ -662,6 +676,7 @@ def train_replicas(
     pair_results: list[dict[str, Any]] = []
     all_seeds: list[dict[str, Any]] = []
     kept_models: list[keras.Model] = []
+    fuse = None  # decided on the first pair's replicas
 
     for k in range(pairs):
         seeds = _pair_seeds(int(seed), k, vary)
@@ -678,28 +693,44 @@ def train_replicas(
         if seeds["init"][0] == seeds["init"][1]:
             _check_identical(replicas[0], replicas[1], seeds["init"][0])
         digests = [_weights_digest(m) for m in replicas]
+        if fuse is None:
+            blocker = why_not_fused(
+                replicas[0], arrays=isinstance(train, _ArrayData), callbacks=callbacks
+            )
+            if fused is True and blocker is not None:
+                raise ValueError(f"`fused=True`, but the replicas cannot train as one: {blocker}")
+            fuse = fused is not False and blocker is None
 
-        replica_records = []
-        predictions: list[list[np.ndarray]] = []
-        for r, replica in enumerate(replicas):
-            name = _REPLICA_NAMES[r]
-            order_rng = np.random.default_rng(seeds["order"][r])
-            record: dict[str, Any] = {"replica": name, "train_loss": [], "metrics": []}
-            preds_per_epoch = []
-            for e in range(epochs):
-                keras.utils.set_random_seed(_epoch_seed(seeds["train"], e))
-                fit_kwargs = train.epoch(order_rng)
-                start = time.perf_counter()
-                history = replica.fit(
-                    **fit_kwargs,
-                    epochs=e + 1,
-                    initial_epoch=e,
-                    shuffle=False,
-                    callbacks=fit_callbacks,
-                    verbose=verbose,
-                )
-                train_seconds += time.perf_counter() - start
-                train_loss = float(history.history.get("loss", [math.nan])[-1])
+        pair_model = compile_pair(*replicas) if fuse else None
+        order_rngs = [np.random.default_rng(seeds["order"][r]) for r in range(2)]
+        replica_records: list[dict[str, Any]] = [
+            {"replica": name, "train_loss": [], "metrics": []} for name in _REPLICA_NAMES
+        ]
+        predictions: list[list[np.ndarray]] = [[], []]
+        for e in range(epochs):
+            # Stochastic layers see the same global seed in both replicas, fused or not.
+            keras.utils.set_random_seed(_epoch_seed(seeds["train"], e))
+            fit_kwargs = [train.epoch(rng) for rng in order_rngs]
+            start = time.perf_counter()
+            if pair_model is not None:
+                train_losses = fit_pair_epoch(pair_model, tuple(fit_kwargs), e, verbose)
+            else:
+                train_losses = []
+                for r, replica in enumerate(replicas):
+                    if r:
+                        keras.utils.set_random_seed(_epoch_seed(seeds["train"], e))
+                    history = replica.fit(
+                        **fit_kwargs[r],
+                        epochs=e + 1,
+                        initial_epoch=e,
+                        shuffle=False,
+                        callbacks=fit_callbacks,
+                        verbose=verbose,
+                    )
+                    train_losses.append(float(history.history.get("loss", [math.nan])[-1]))
+            train_seconds += time.perf_counter() - start
+            for r, replica in enumerate(replicas):
+                name, train_loss = _REPLICA_NAMES[r], train_losses[r]
                 where = {"pair": k + 1, "replica": name, "epoch": e + 1}
                 if not math.isfinite(train_loss):
                     raise NonFiniteLossError(**where, quantity="training loss", value=train_loss)
@@ -710,20 +741,19 @@ def train_replicas(
                 preds = _predict(replica, evaluation)
                 train_seconds += time.perf_counter() - start
                 metrics = {key: float(value) for key, value in metrics.items()}
-                if not math.isfinite(metrics.get("loss", 0.0)):
-                    raise NonFiniteLossError(**where, quantity="eval loss", value=metrics["loss"])
                 for key, value in metrics.items():
                     if not math.isfinite(value):
-                        raise NonFiniteLossError(**where, quantity=f"eval {key!r}", value=value)
+                        quantity = "eval loss" if key == "loss" else f"eval {key!r}"
+                        raise NonFiniteLossError(**where, quantity=quantity, value=value)
                 if not np.isfinite(preds).all():
                     value = float(preds[~np.isfinite(preds)].flat[0])
                     raise NonFiniteLossError(**where, quantity="prediction", value=value)
                 if pd_kind is None:
                     task = _infer_task(preds, labels)
                     pd_kind = _resolve_pd_kind(pd, task)
-                record["train_loss"].append(train_loss)
-                record["metrics"].append(metrics)
-                preds_per_epoch.append(preds)
+                replica_records[r]["train_loss"].append(train_loss)
+                replica_records[r]["metrics"].append(metrics)
+                predictions[r].append(preds)
                 if say:
                     shown = ", ".join(f"{key}={value:.4g}" for key, value in metrics.items())
                     print(
@@ -731,8 +761,6 @@ def train_replicas(
                         f"train_loss={train_loss:.4g}, eval {shown}",
                         flush=True,
                     )
-            replica_records.append(record)
-            predictions.append(preds_per_epoch)
 
         pd_per_epoch = [_pair_pd(predictions[0][e], predictions[1][e], task) for e in range(epochs)]
         if say:
@@ -800,6 +828,7 @@ def train_replicas(
             "vary": vary,
             "report_epoch": report_epoch,
             "pd": pd,
+            "fused": bool(fuse),
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
             "numpy_version": np.__version__,

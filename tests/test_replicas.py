@@ -175,6 +175,9 @@ def test_common_random_numbers_across_calls_with_tf_data():
     assert first.pd == second.pd and first.metrics == second.metrics
     assert first.pd["relative"] > 0.0
     assert first.task == "binary"
+    assert first.config["fused"] is False  # datasets train one replica after the other
+    with pytest.raises(ValueError, match="`fused=True`, but .*tf.data.Dataset"):
+        train_replicas(build_binary, train, evaluation, fused=True, **kwargs)
 
 
 def test_tf_data_batch_detection():
@@ -341,6 +344,8 @@ def test_builder_contract_errors():
         ({"model": 3}, r"`model` must be a builder"),
         ({"model": "compiled", "activation": "smelu"}, r"pass activation=None"),
         ({"task": "binary", "pd": "relative_to_mean"}, r"not measured for a binary task"),
+        ({"fused": "yes"}, r"`fused` must be True, False or 'auto'; received: fused='yes'"),
+        ({"fused": 1}, r"`fused` must be True, False or 'auto'"),
     ],
 )
 def test_argument_validation(kwargs, match):
@@ -350,3 +355,65 @@ def test_argument_validation(kwargs, match):
         args["model"] = build_binary("relu")
     with pytest.raises(ValueError, match=match):
         train_replicas(args.pop("model"), args.pop("train_data"), args.pop("eval_data"), **args)
+
+
+# ------------------------------------------------------------------------------------------
+# Fused pairs
+
+
+def _weighted(data):
+    x, y = data
+    return x, y, np.linspace(0.5, 1.5, len(y)).astype("float32")
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("vary", ["data_order", "both"])
+def test_fused_pairs_train_exactly_as_one_after_the_other(vary):
+    # Dropout (per-layer seed generators) and sample weights included: the fused program must
+    # give each replica the batches, dropout masks and optimizer steps it gets alone.
+    runs = {
+        fused: train_replicas(
+            build_with_dropout,
+            _weighted(TRAIN),
+            EVAL,
+            vary=vary,
+            pairs=2,
+            epochs=2,
+            batch_size=32,
+            verbose=0,
+            return_models=True,
+            fused=fused,
+        )
+        for fused in (True, False)
+    }
+    fused, sequential = runs[True], runs[False]
+    assert fused.config["fused"] is True and sequential.config["fused"] is False
+    for one, other in zip(fused.models, sequential.models, strict=True):
+        assert _weights_equal(one, other)
+    assert fused.pd == sequential.pd and fused.pd_value > 0.0
+    for one, other in zip(fused.pair_results, sequential.pair_results, strict=True):
+        for rep_f, rep_s in zip(one["replicas"], other["replicas"], strict=True):
+            assert rep_f["metrics"] == rep_s["metrics"]
+            np.testing.assert_allclose(rep_f["train_loss"], rep_s["train_loss"], rtol=1e-5)
+
+
+def test_fused_auto_falls_back_where_one_program_would_not_be_exact():
+    def clipped(activation):
+        model = build_binary(activation)
+        model.compile(keras.optimizers.Adam(0.02, global_clipnorm=1.0), "binary_crossentropy")
+        return model
+
+    report = train_replicas(clipped, TRAIN, EVAL, batch_size=32, verbose=0)
+    assert report.config["fused"] is False and report.pd_value > 0.0
+    assert train_replicas(build_binary, TRAIN, EVAL, verbose=0).config["fused"] is True
+    with pytest.raises(ValueError, match="`fused=True`, but .*clips by global norm"):
+        train_replicas(clipped, TRAIN, EVAL, verbose=0, fused=True)
+    with pytest.raises(ValueError, match="`fused=True`, but .*callbacks are given"):
+        train_replicas(
+            build_binary,
+            TRAIN,
+            EVAL,
+            verbose=0,
+            fused=True,
+            callbacks=[keras.callbacks.TerminateOnNaN()],
+        )
