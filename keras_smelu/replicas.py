@@ -708,17 +708,17 @@ def train_replicas(
         ]
         predictions: list[list[np.ndarray]] = [[], []]
         for e in range(epochs):
-            # Stochastic layers see the same global seed in both replicas, fused or not.
-            keras.utils.set_random_seed(_epoch_seed(seeds["train"], e))
             fit_kwargs = [train.epoch(rng) for rng in order_rngs]
+            # Stochastic layers see the same global seed in both replicas, fused or not.
+            epoch_seed = _epoch_seed(seeds["train"], e)
             start = time.perf_counter()
             if pair_model is not None:
+                keras.utils.set_random_seed(epoch_seed)
                 train_losses = fit_pair_epoch(pair_model, tuple(fit_kwargs), e, verbose)
             else:
                 train_losses = []
                 for r, replica in enumerate(replicas):
-                    if r:
-                        keras.utils.set_random_seed(_epoch_seed(seeds["train"], e))
+                    keras.utils.set_random_seed(epoch_seed)
                     history = replica.fit(
                         **fit_kwargs[r],
                         epochs=e + 1,
