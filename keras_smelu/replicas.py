@@ -113,7 +113,8 @@ class ReplicaReport:
         seeds: `{"base", "vary", "pairs": [per-pair seeds]}`: what reproduces the run.
         activation: A readable description of the activation.
         task: `"binary"`, `"multiclass"` or `"regression"`.
-        config: The run's settings, Keras backend and versions.
+        config: The run's settings (with `fused`: whether the pairs trained as one program),
+            Keras backend and versions.
         train_seconds: Wall time spent in `fit`, `evaluate` and `predict`.
         wall_seconds: Wall time of the whole `train_replicas` call.
         models: The trained replicas `[pair1_a, pair1_b, pair2_a, ...]` when `return_models`,
