@@ -39,6 +39,18 @@ def _check_width(value, name: str, *, allow_zero: bool = True) -> float:
     return value
 
 
+def _check_band(alpha, beta, *, allow_zero: bool = True) -> tuple[float, float]:
+    """Validates g-SmeLU's half-widths: each a width, their sum (the band) positive."""
+    alpha = _check_width(alpha, "alpha", allow_zero=allow_zero)
+    beta = _check_width(beta, "beta", allow_zero=allow_zero)
+    if alpha + beta <= 0:
+        raise ValueError(
+            "Arguments `alpha` and `beta` must not both be 0: the quadratic band needs a "
+            f"positive width alpha + beta. Received: alpha={alpha}, beta={beta}"
+        )
+    return alpha, beta
+
+
 def _check_slope(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"Argument `{name}` must be a real number. Received: {name}={value!r}")
@@ -141,13 +153,7 @@ def generalized_smelu(x, alpha=DEFAULT_BETA, beta=DEFAULT_BETA, slope_left=0.0, 
     x = _as_float_tensor(x)
     params = (alpha, beta, slope_left, slope_right)
     if all(_is_python_value(p) for p in params):
-        alpha = _check_width(alpha, "alpha")
-        beta = _check_width(beta, "beta")
-        if alpha + beta <= 0:
-            raise ValueError(
-                "Arguments `alpha` and `beta` must not both be 0: the quadratic band "
-                f"needs a positive width alpha + beta. Received: alpha={alpha}, beta={beta}"
-            )
+        alpha, beta = _check_band(alpha, beta)
         slope_left = _check_slope(slope_left, "slope_left")
         slope_right = _check_slope(slope_right, "slope_right")
         if _below_resolution(alpha + beta, x):  # the two lines meeting at 0
@@ -166,11 +172,12 @@ def generalized_smelu(x, alpha=DEFAULT_BETA, beta=DEFAULT_BETA, slope_left=0.0, 
 # f''(0) for softplus(s x)/s is s/4, for x*sigmoid(s x) it is s/2, for x*Phi(s x) it is
 # 2 s phi(0) = s*sqrt(2/pi).
 _CURVATURE_PER_SCALE = {
-    "smelu": None,
-    "softplus": 0.25,
-    "swish": 0.5,
     "gelu": math.sqrt(2.0 / math.pi),
+    "swish": 0.5,
+    "softplus": 0.25,
 }
+# The comparator families, in the order the tuner lists them.
+COMPARATORS = tuple(_CURVATURE_PER_SCALE)
 
 
 def scale_to_beta(family: str, scale: float) -> float:
@@ -187,24 +194,28 @@ def scale_to_beta(family: str, scale: float) -> float:
     Returns:
         The equivalent SmeLU half-width.
     """
-    k = _family_curvature(family)
-    scale = _check_width(scale, "scale", allow_zero=False)
-    return 1.0 / (2.0 * k * scale)
+    return _equal_curvature(family, scale, "scale")
 
 
 def beta_to_scale(family: str, beta: float) -> float:
     """Inverse of `scale_to_beta`: the comparator scale with SmeLU(beta)'s curvature at 0."""
-    k = _family_curvature(family)
-    beta = _check_width(beta, "beta", allow_zero=False)
-    return 1.0 / (2.0 * k * beta)
+    return _equal_curvature(family, beta, "beta")
 
 
-def _family_curvature(family: str) -> float:
-    k = _CURVATURE_PER_SCALE.get(family)
-    if k is None:
-        names = sorted(f for f, v in _CURVATURE_PER_SCALE.items() if v is not None)
-        raise ValueError(f"Argument `family` must be one of {names}. Received: family={family!r}")
-    return k
+def _equal_curvature(family: str, value: float, name: str) -> float:
+    """`1 / (2 k value)`: scale to width and width to scale alike (the map is its own inverse)."""
+    _check_comparator(family)
+    value = _check_width(value, name, allow_zero=False)
+    return 1.0 / (2.0 * _CURVATURE_PER_SCALE[family] * value)
+
+
+def _check_comparator(family: str) -> str:
+    """Returns `family` if it names a comparator family, else raises a ValueError."""
+    if family not in _CURVATURE_PER_SCALE:
+        raise ValueError(
+            f"Argument `family` must be one of {sorted(COMPARATORS)}. Received: family={family!r}"
+        )
+    return family
 
 
 def smooth_softplus(x, scale=1.0):
@@ -262,6 +273,4 @@ def smooth_gelu(x, scale=1.0):
     """
     x = _as_float_tensor(x)
     scale = _check_width(scale, "scale", allow_zero=False)
-    if scale == 1.0:
-        return ops.gelu(x, approximate=False)
     return ops.gelu(x * scale, approximate=False) / scale

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_smelu import activations
-from keras_smelu.activations import DEFAULT_BETA, _check_slope, _check_width
+from keras_smelu.activations import DEFAULT_BETA, _check_band, _check_slope
 from keras_smelu.layers._parametric import ParametricActivation
 
 
@@ -62,17 +62,13 @@ class GeneralizedSmeLU(ParametricActivation):
         shared_axes=None,
         **kwargs,
     ):
+        alpha, beta = _check_band(alpha, beta, allow_zero=not learnable)
         values = {
-            "alpha": _check_width(alpha, "alpha", allow_zero=not learnable),
-            "beta": _check_width(beta, "beta", allow_zero=not learnable),
+            "alpha": alpha,
+            "beta": beta,
             "slope_left": _check_slope(slope_left, "slope_left"),
             "slope_right": _check_slope(slope_right, "slope_right"),
         }
-        if values["alpha"] + values["beta"] <= 0:
-            raise ValueError(
-                "Arguments `alpha` and `beta` must not both be 0: the quadratic band needs "
-                f"a positive width alpha + beta. Received: alpha={alpha}, beta={beta}"
-            )
         kinds = ("initializer", "regularizer", "constraint")
         per_kind = {kind: {} for kind in kinds}
         for name, _ in self.PARAMETERS:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_smelu import activations
-from keras_smelu.activations import _check_width
-
-COMPARATORS = ("gelu", "swish", "softplus")
+from keras_smelu.activations import _check_comparator, _check_width
 
 
 @keras.saving.register_keras_serializable(package="keras_smelu")
@@ -32,11 +30,7 @@ class ScaledActivation(keras.layers.Layer):
 
     def __init__(self, family: str, scale: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        if family not in COMPARATORS:
-            raise ValueError(
-                f"Argument `family` must be one of {COMPARATORS}. Received: family={family!r}"
-            )
-        self.family = family
+        self.family = _check_comparator(family)
         self.scale = _check_width(scale, "scale", allow_zero=False)
         self._fn = getattr(activations, f"smooth_{family}")
         self.supports_masking = True

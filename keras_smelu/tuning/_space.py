@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from keras_smelu.activations import _check_width, beta_to_scale
-from keras_smelu.layers.scaled_activation import COMPARATORS
+from keras_smelu.activations import COMPARATORS, _check_width, beta_to_scale
 
 REFERENCE_FAMILY = "relu"
 FAMILIES = ("smelu", "generalized_smelu", *COMPARATORS)
