@@ -17,7 +17,8 @@ from typing import Any
 
 import keras
 
-_NAMES = ("a", "b")
+# The replicas of a pair, as reports and the pair model name them.
+REPLICA_NAMES = ("a", "b")
 
 
 class ReplicaPair(keras.Model):
@@ -42,14 +43,14 @@ def why_not_fused(replica: keras.Model, *, arrays: bool, callbacks: Any) -> str 
     (no global gradient clipping, no dynamic loss scale shared by both), one loss, no
     callbacks (they would see the pair, not a replica).
     """
-    with warnings.catch_warnings():  # serializing a lambda loss warns; only reading here
-        warnings.filterwarnings("ignore", message="The object being serialized includes")
-        config = replica.get_compile_config() or {}
-    optimizer = replica.optimizer
     if not arrays:
         return "the training data is a tf.data.Dataset (NumPy arrays are needed)"
     if callbacks:
         return "callbacks are given (they would see the pair model, not a replica)"
+    with warnings.catch_warnings():  # serializing a lambda loss warns; only reading here
+        warnings.filterwarnings("ignore", message="The object being serialized includes")
+        config = replica.get_compile_config() or {}
+    optimizer = replica.optimizer
     if isinstance(config.get("loss"), (list, tuple, dict)):
         return "the model is compiled with several losses"
     if config.get("loss_weights") is not None:
@@ -67,7 +68,7 @@ def compile_pair(first: keras.Model, second: keras.Model) -> ReplicaPair:
     optimizer = type(first.optimizer).from_config(first.optimizer.get_config())
     pair.compile(
         optimizer=optimizer,
-        loss={name: first.loss for name in _NAMES},
+        loss={name: first.loss for name in REPLICA_NAMES},
         run_eagerly=first.run_eagerly,
         jit_compile=first.jit_compile,
     )
@@ -97,4 +98,4 @@ def fit_pair_epoch(
         shuffle=False,
         verbose=verbose,
     )
-    return tuple(float(history.history[f"{name}_loss"][-1]) for name in _NAMES)
+    return tuple(float(history.history[f"{name}_loss"][-1]) for name in REPLICA_NAMES)

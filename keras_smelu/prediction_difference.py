@@ -97,9 +97,24 @@ def _check_non_negative(a: np.ndarray, b: np.ndarray, what: str) -> None:
             )
 
 
+def _in_unit_interval(array: np.ndarray) -> bool:
+    """Every entry is a probability, in [0, 1]."""
+    return bool((array >= 0).all() and (array <= 1).all())
+
+
+def _row_sum_error(array: np.ndarray) -> float:
+    """How far the worst row (last axis) is from summing to 1."""
+    return float(np.max(np.abs(array.sum(axis=-1) - 1.0)))
+
+
+def _is_distribution(array: np.ndarray) -> bool:
+    """Every row (last axis) is a probability distribution, as multiclass PD needs."""
+    return _in_unit_interval(array) and _row_sum_error(array) <= _ROW_SUM_ATOL
+
+
 def _check_probabilities(a: np.ndarray, b: np.ndarray, what: str) -> None:
     for name, array in (("p1", a), ("p2", b)):
-        if (array < 0).any() or (array > 1).any():
+        if not _in_unit_interval(array):
             raise ValueError(
                 f"{what} expects probabilities in [0, 1], but `{name}` ranges over "
                 f"[{array.min()!r}, {array.max()!r}]. Apply a sigmoid/softmax to logits first."
@@ -109,8 +124,7 @@ def _check_probabilities(a: np.ndarray, b: np.ndarray, what: str) -> None:
 def _check_distributions(a: np.ndarray, b: np.ndarray, what: str) -> None:
     _check_probabilities(a, b, what)
     for name, array in (("p1", a), ("p2", b)):
-        sums = array.sum(axis=-1)
-        worst = float(np.max(np.abs(sums - 1.0)))
+        worst = _row_sum_error(array)
         if worst > _ROW_SUM_ATOL:
             raise ValueError(
                 f"{what} expects each row (last axis) to be a probability distribution summing "

@@ -28,8 +28,7 @@ import keras
 import numpy as np
 
 from keras_smelu import prediction_difference as _pd
-from keras_smelu._replica_pair import compile_pair, fit_pair_epoch, why_not_fused
-from keras_smelu.prediction_difference import _mean_std, _squeeze_trailing_one
+from keras_smelu._replica_pair import REPLICA_NAMES, compile_pair, fit_pair_epoch, why_not_fused
 
 __all__ = [
     "REPORT_EPOCH_RULES",
@@ -66,7 +65,6 @@ _TASK_PD_KINDS = {
 }
 # Shuffle buffer for a tf.data.Dataset of unknown cardinality.
 _UNKNOWN_CARDINALITY_BUFFER = 10_000
-_REPLICA_NAMES = ("a", "b")
 
 
 class NonFiniteLossError(ArithmeticError):
@@ -380,15 +378,15 @@ def _build_replica(model: Any, activation: Any, sample_x: Callable[[], Any]) -> 
     return replica
 
 
-def _weights_digest(model: keras.Model) -> str:
+def _weights_digest(weights: list[np.ndarray]) -> str:
     digest = hashlib.sha256()
-    for w in model.get_weights():
+    for w in weights:
         digest.update(np.ascontiguousarray(w).tobytes())
     return digest.hexdigest()[:16]
 
 
-def _check_identical(a: keras.Model, b: keras.Model, init_seed: int) -> None:
-    wa, wb = a.get_weights(), b.get_weights()
+def _check_identical(a: keras.Model, wa: list, wb: list, init_seed: int) -> None:
+    """Raises unless the weights `wa` of replica `a` and `wb` of its twin are equal."""
     names = [w.path for w in a.weights]
     if len(wa) != len(wb):
         raise RuntimeError(
@@ -421,11 +419,10 @@ def _predict(model: keras.Model, data: _ArrayData | _DatasetData) -> np.ndarray:
 
 
 def _infer_task(predictions: np.ndarray, labels: np.ndarray | None) -> str:
-    p = _squeeze_trailing_one(np.asarray(predictions, dtype=np.float64))
-    if p.ndim >= 2:
-        rows_ok = (p >= 0).all() and np.allclose(p.sum(axis=-1), 1.0, atol=1e-3)
-        return "multiclass" if rows_ok else "regression"
-    in_unit = bool((p >= 0).all() and (p <= 1).all())
+    p = _pd._squeeze_trailing_one(np.asarray(predictions, dtype=np.float64))
+    if p.ndim >= 2:  # the rule the multiclass PD kinds check
+        return "multiclass" if _pd._is_distribution(p) else "regression"
+    in_unit = _pd._in_unit_interval(p)
     if labels is None:
         return "binary" if in_unit else "regression"
     binary_labels = bool(np.isin(np.asarray(labels), (0, 1)).all())
@@ -455,7 +452,7 @@ def _pair_pd(p1: np.ndarray, p2: np.ndarray, task: str) -> dict[str, float]:
 def _aggregate(dicts: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
     means, stds = {}, {}
     for key in dicts[0]:
-        means[key], stds[key] = _mean_std([d[key] for d in dicts])
+        means[key], stds[key] = _pd._mean_std([d[key] for d in dicts])
     return means, stds
 
 
@@ -691,9 +688,10 @@ def train_replicas(
                 "The model builder returned the same model object twice; it must build a new "
                 "model on every call."
             )
+        initial = [m.get_weights() for m in replicas]
         if seeds["init"][0] == seeds["init"][1]:
-            _check_identical(replicas[0], replicas[1], seeds["init"][0])
-        digests = [_weights_digest(m) for m in replicas]
+            _check_identical(replicas[0], *initial, seeds["init"][0])
+        digests = [_weights_digest(w) for w in initial]
         if fuse is None:
             blocker = why_not_fused(
                 replicas[0], arrays=isinstance(train, _ArrayData), callbacks=callbacks
@@ -705,7 +703,7 @@ def train_replicas(
         pair_model = compile_pair(*replicas) if fuse else None
         order_rngs = [np.random.default_rng(seeds["order"][r]) for r in range(2)]
         replica_records: list[dict[str, Any]] = [
-            {"replica": name, "train_loss": [], "metrics": []} for name in _REPLICA_NAMES
+            {"replica": name, "train_loss": [], "metrics": []} for name in REPLICA_NAMES
         ]
         predictions: list[list[np.ndarray]] = [[], []]
         for e in range(epochs):
@@ -731,7 +729,7 @@ def train_replicas(
                     train_losses.append(float(history.history.get("loss", [math.nan])[-1]))
             train_seconds += time.perf_counter() - start
             for r, replica in enumerate(replicas):
-                name, train_loss = _REPLICA_NAMES[r], train_losses[r]
+                name, train_loss = REPLICA_NAMES[r], train_losses[r]
                 where = {"pair": k + 1, "replica": name, "epoch": e + 1}
                 if not math.isfinite(train_loss):
                     raise NonFiniteLossError(**where, quantity="training loss", value=train_loss)
@@ -794,7 +792,7 @@ def train_replicas(
         history.append(
             {
                 "epoch": e + 1,
-                "train_loss": _mean_std(train_loss)[0],
+                "train_loss": _pd._mean_std(train_loss)[0],
                 "metrics": metrics_mean,
                 "metrics_std": metrics_std,
                 "pd": pd_mean,
