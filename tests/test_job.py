@@ -275,11 +275,14 @@ def test_real_dataset_without_files_is_rejected_before_training(tmp_path):
         load_job(write(tmp_path, MINIMAL + "path = 'x'\n"))
 
 
-def test_criteo_falls_back_to_second_folder_name(tmp_path):
-    (tmp_path / "criteo").mkdir()
-    path = write(tmp_path, MINIMAL.replace('"synthetic"', '"criteo"'))
+@pytest.mark.parametrize(
+    ("dataset", "folder"), [("criteo", "criteo"), ("movielens-100k", "ml-100k")]
+)
+def test_second_folder_name_is_found_as_the_loader_finds_it(tmp_path, dataset, folder):
+    (tmp_path / folder).mkdir()
+    path = write(tmp_path, MINIMAL.replace('"synthetic"', f'"{dataset}"'))
     job = load_job(path, environ={"KERAS_SMELU_DATA": str(tmp_path)})
-    assert job.data.resolve_path({"KERAS_SMELU_DATA": str(tmp_path)}) == tmp_path / "criteo"
+    assert job.data.resolve_path({"KERAS_SMELU_DATA": str(tmp_path)}) == tmp_path / folder
 
 
 # --------------------------------------------------------------------------- search space

@@ -23,7 +23,8 @@ COLUMNS = (
     "app_id", "app_domain", "app_category", "device_id", "device_ip", "device_model",
     "device_type", "device_conn_type", "C14", "C15", "C16", "C17", "C18", "C19", "C20", "C21",
 )  # fmt: skip
-CATEGORICAL = ("hour_of_day", *COLUMNS[3:])
+# Folders looked up under $KERAS_SMELU_DATA.
+FOLDERS = ("avazu-9k", "avazu")
 
 
 def load_avazu(
@@ -65,7 +66,7 @@ def load_avazu(
     files = resolve_data_files(
         path,
         title="Avazu",
-        folders=("avazu-9k", "avazu"),
+        folders=FOLDERS,
         layout="comma-separated `id,click,hour,C1,...,C21`, e.g. train.csv (with header)",
     )
     header = COLUMNS

@@ -21,6 +21,8 @@ from keras_smelu.datasets._base import (
 NUMERIC = tuple(f"I{i}" for i in range(1, 14))
 CATEGORICAL = tuple(f"C{i}" for i in range(1, 27))
 N_FIELDS = 1 + len(NUMERIC) + len(CATEGORICAL)
+# Folders looked up under $KERAS_SMELU_DATA.
+FOLDERS = ("criteo-dac-8k", "criteo")
 
 
 def load_criteo(
@@ -64,7 +66,7 @@ def load_criteo(
     files = resolve_data_files(
         path,
         title="Criteo DAC",
-        folders=("criteo-dac-8k", "criteo"),
+        folders=FOLDERS,
         layout="TAB-separated `label I1..I13 C1..C26`, e.g. train.csv, dev.csv, test.csv",
     )
     labels, numeric, categorical = [], {n: [] for n in NUMERIC}, {c: [] for c in CATEGORICAL}

@@ -19,6 +19,8 @@ from keras_smelu.datasets._base import (
 )
 
 FILES = ("u.data", "u.user", "u.item")
+# Folders looked up under $KERAS_SMELU_DATA.
+FOLDERS = ("movielens-100k", "ml-100k")
 GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
     "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
@@ -71,9 +73,7 @@ def load_movielens_100k(
     if label not in LABELS:
         raise ValueError(f"`label` must be one of {LABELS}. Received: label={label!r}")
     min_count = check_min_count(min_count)
-    directory = resolve_dataset_dir(
-        path, title="MovieLens 100K", folders=("movielens-100k", "ml-100k"), required=FILES
-    )
+    directory = resolve_dataset_dir(path, title="MovieLens 100K", folders=FOLDERS, required=FILES)
     data_path, user_path, item_path = (directory / name for name in FILES)
 
     rows, lines = read_rows(data_path, "\t", 4)

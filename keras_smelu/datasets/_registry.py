@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from keras_smelu.datasets import _avazu, _criteo, _movielens
 from keras_smelu.datasets._avazu import load_avazu
 from keras_smelu.datasets._base import RecDataset
 from keras_smelu.datasets._criteo import load_criteo
@@ -18,6 +19,12 @@ LOADERS: dict[str, Callable[..., RecDataset]] = {
     "criteo": load_criteo,
     "avazu": load_avazu,
     "libsvm": load_libsvm,
+}
+# The folders each loader looks for under $KERAS_SMELU_DATA when it is given no path.
+DATA_FOLDERS: dict[str, tuple[str, ...]] = {
+    "movielens-100k": _movielens.FOLDERS,
+    "criteo": _criteo.FOLDERS,
+    "avazu": _avazu.FOLDERS,
 }
 
 

@@ -27,9 +27,13 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from keras_smelu.datasets._base import DATA_ENV_VAR
+from keras_smelu.datasets._registry import DATA_FOLDERS, LOADERS
 from keras_smelu.replicas import REPORT_EPOCH_RULES, VARY_OPTIONS
 from keras_smelu.tuning._space import FAMILIES, SearchSpace
 from keras_smelu.tuning._trial import METRIC_DIRECTIONS
+from keras_smelu.tuning._tuner import BACKENDS
+from keras_smelu.tuning._tuner import SAMPLERS as BACKEND_SAMPLERS
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -39,24 +43,13 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     except ModuleNotFoundError:
         _toml = None  # type: ignore[assignment]
 
-DATA_ENV_VAR = "KERAS_SMELU_DATA"
-BACKENDS = ("optuna", "keras_tuner")
-SAMPLERS = ("tpe", "nsga2", "random", "grid")
-KERAS_TUNER_SAMPLERS = ("random", "grid")
-DATASETS = ("synthetic", "movielens-100k", "criteo", "avazu", "libsvm")
-# Folders looked up under $KERAS_SMELU_DATA when `[data] path` is not given (the first that
-# exists), as `keras_smelu.datasets` does.
-DATA_FOLDERS = {
-    "movielens-100k": ("movielens-100k",),
-    "criteo": ("criteo-dac-8k", "criteo"),
-    "avazu": ("avazu-9k", "avazu"),
-}
+DATASETS = tuple(LOADERS)
 MODELS = ("embedding_mlp", "deep_cross")
 NORMALIZATIONS = ("none", "layer", "batch")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
-VARY = VARY_OPTIONS
-REPORT_EPOCHS = REPORT_EPOCH_RULES
 PD_KINDS = ("relative", "absolute")
+SAMPLERS = BACKEND_SAMPLERS["optuna"]  # every sampler name; keras_tuner has a subset
+KERAS_TUNER_SAMPLERS = BACKEND_SAMPLERS["keras_tuner"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -266,7 +259,6 @@ class DataSection:
         import inspect
 
         from keras_smelu.datasets import make_synthetic_click_log
-        from keras_smelu.datasets._registry import LOADERS
 
         loader = LOADERS[self.dataset]
         if self.dataset == "synthetic":
@@ -421,8 +413,8 @@ class TrainingSection:
         _check_int(s, "epochs", self.epochs, minimum=1)
         _check_int(s, "batch_size", self.batch_size, minimum=1)
         _check_int(s, "pairs", self.pairs, minimum=1)
-        _check_str(s, "vary", self.vary, VARY)
-        _check_str(s, "report_epoch", self.report_epoch, REPORT_EPOCHS)
+        _check_str(s, "vary", self.vary, VARY_OPTIONS)
+        _check_str(s, "report_epoch", self.report_epoch, REPORT_EPOCH_RULES)
 
 
 @dataclass(frozen=True)

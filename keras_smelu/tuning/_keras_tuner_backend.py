@@ -46,10 +46,11 @@ from keras_smelu.tuning._trial import (
     run_trial,
     takes_hp,
 )
+from keras_smelu.tuning._tuner import SAMPLERS as BACKEND_SAMPLERS
 
 keras_tuner = import_optional("keras_tuner", "The keras-tuner tuning backend")
 
-SAMPLERS = ("random", "grid")
+SAMPLERS = BACKEND_SAMPLERS["keras_tuner"]
 RECORD_FILE = "record.json"
 REFERENCE_FILE = "reference.json"
 CONFIG_FILE = "keras_smelu.json"

@@ -38,8 +38,9 @@ from keras_smelu.tuning._trial import (
     failed_record,
     run_trial,
 )
+from keras_smelu.tuning._tuner import SAMPLERS as BACKEND_SAMPLERS
 
-SAMPLERS = ("tpe", "nsga2", "random", "grid")
+SAMPLERS = BACKEND_SAMPLERS["optuna"]
 _RECORD = "keras_smelu_record"
 _FAIL_REASON = "fail_reason"
 _FAMILY = "family"

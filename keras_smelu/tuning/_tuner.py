@@ -14,7 +14,9 @@ from keras_smelu.tuning._results import TrialRecord, TuningReport, system_info
 from keras_smelu.tuning._space import SearchSpace
 from keras_smelu.tuning._trial import TrialSettings, infer_direction, takes_hp
 
-BACKENDS = ("optuna", "keras_tuner")
+# The samplers of each backend, named here where no optional package is needed.
+SAMPLERS = {"optuna": ("tpe", "nsga2", "random", "grid"), "keras_tuner": ("random", "grid")}
+BACKENDS = tuple(SAMPLERS)
 
 
 def split_data(data: Any) -> tuple[Any, Any]:
