@@ -159,25 +159,36 @@ def _record_of(trial, model_name: str, offset: int = _SEARCH_OFFSET) -> TrialRec
     """The `TrialRecord` of a finished Optuna trial (None for running/waiting ones), numbered
     `trial.number + offset`: the reference is number 0, search trial k is number k + 1."""
     state = trial.state.name
-    stored = trial.user_attrs.get(_RECORD)
-    if state == "COMPLETE" and stored is not None:
-        record = TrialRecord.from_dict(stored)
-        return TrialRecord.from_dict(
-            {**record.to_dict(), "number": trial.number + offset, "trial_id": trial._trial_id}
-        )
-    if state != "FAIL":
+    if state not in ("COMPLETE", "FAIL"):
         return None
+    number = trial.number + offset
+    stored = trial.user_attrs.get(_RECORD)
+    if stored is not None:  # as the process that ran the trial recorded it
+        return dataclasses.replace(
+            TrialRecord.from_dict(stored), number=number, trial_id=trial._trial_id
+        )
+    # Interrupted or killed before it finished: rebuilt from Optuna's own trial record.
     params = dict(trial.params)
     family = params.pop(_FAMILY, trial.user_attrs.get(_FAMILY, REFERENCE_FAMILY))
     width = params.pop("width", 0.0)
-    reason = trial.user_attrs.get(_FAIL_REASON, "interrupted or killed before it finished")
     return failed_record(
         SearchPoint(family, width, params),
         model_name=model_name,
-        number=trial.number + offset,
-        reason=reason,
+        number=number,
+        reason="interrupted or killed before it finished",
+        system={},  # the process that ran it is unknown
         trial_id=trial._trial_id,
     )
+
+
+def _record_failure(
+    trial, point: SearchPoint, model_name: str, number: int, error: Exception
+) -> TrialRecord:
+    """Stores a failed trial's reason and record (with the system it failed on) on `trial`."""
+    record = failed_record(point, model_name=model_name, number=number, reason=str(error))
+    trial.set_user_attr(_FAIL_REASON, record.fail_reason)
+    trial.set_user_attr(_RECORD, record.to_dict())
+    return record
 
 
 @contextlib.contextmanager
@@ -242,12 +253,7 @@ def _evaluate_reference(ref_study, storage: str, run, model_name: str) -> TrialR
             try:
                 record = run(REFERENCE_POINT, 0)
             except TrialFailedError as error:
-                trial.set_user_attr(_FAIL_REASON, str(error))
-                new.append(
-                    failed_record(
-                        REFERENCE_POINT, model_name=model_name, number=0, reason=str(error)
-                    )
-                )
+                new.append(_record_failure(trial, REFERENCE_POINT, model_name, 0, error))
                 raise
             trial.set_user_attr(_RECORD, record.to_dict())
             new.append(record)
@@ -368,7 +374,7 @@ def optimize(
         try:
             record = run(point, trial.number + _SEARCH_OFFSET)
         except TrialFailedError as error:
-            trial.set_user_attr(_FAIL_REASON, str(error))
+            _record_failure(trial, point, model_name, trial.number + _SEARCH_OFFSET, error)
             raise
         trial.set_user_attr(_RECORD, record.to_dict())
         return record.accuracy, record.pd

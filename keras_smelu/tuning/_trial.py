@@ -189,8 +189,10 @@ def run_trial(
     )
 
 
-def failed_record(point: SearchPoint, *, model_name: str, number: int, reason: str, **extra):
-    """The record of a trial that failed for `reason`."""
+def failed_record(
+    point: SearchPoint, *, model_name: str, number: int, reason: str, system=None, **extra
+):
+    """The record of a trial that failed for `reason`; `system` defaults to this process's."""
     return TrialRecord(
         number=number,
         model=model_name,
@@ -199,7 +201,7 @@ def failed_record(point: SearchPoint, *, model_name: str, number: int, reason: s
         params=dict(point.params),
         state="failed",
         fail_reason=reason,
-        system=system_info(),
+        system=system_info() if system is None else system,
         **extra,
     )
 
