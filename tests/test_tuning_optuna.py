@@ -305,3 +305,11 @@ def test_reference_on_a_server_waits_for_a_live_worker_and_redoes_a_dead_ones(
     # The reference is done: nobody evaluates it again.
     assert _optuna_backend._evaluate_reference(ref_study, postgres, run, "m") is None
     assert len(evaluated) == 1
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    dataset = tiny_dataset()
+    kwargs = dict(trials=1, epochs=1, study_name="setup", output=tmp_path, verbose=0)
+    tuning.tune({"mlp": tiny_builder(dataset)}, dataset, pairs=1, **kwargs)
+    with pytest.raises(ValueError, match=r"other settings \(settings\.pairs: 1 -> 2\)"):
+        tuning.tune({"mlp": tiny_builder(dataset)}, dataset, pairs=2, **kwargs)

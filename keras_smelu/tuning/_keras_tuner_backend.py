@@ -42,8 +42,10 @@ from keras_smelu.tuning._trial import (
     REFERENCE_POINT,
     TrialFailedError,
     TrialSettings,
+    comparable_setup,
     failed_record,
     run_trial,
+    setup_changes,
     takes_hp,
 )
 from keras_smelu.tuning._tuner import SAMPLERS as BACKEND_SAMPLERS
@@ -257,7 +259,8 @@ class SmoothnessTuner(keras_tuner.Tuner):
         self._deadline: float | None = None
         directory = str(directory) if directory is not None else "."
         project_name = project_name or model_name
-        config = _project_config(model_name, sampler, space, settings)
+        # keras-tuner's oracle state belongs to its sampler: a resume must keep it too.
+        config = comparable_setup(space, settings, model=model_name, sampler=sampler)
         config_path = Path(directory) / project_name / CONFIG_FILE
         if not overwrite:
             _check_project_config(config_path, config)
@@ -588,34 +591,11 @@ def _read_record(path: Path) -> TrialRecord:
     return TrialRecord.from_dict(_decode(json.loads(path.read_text(encoding="utf-8"))))
 
 
-def _project_config(
-    model_name: str, sampler: str, space: SearchSpace, settings: TrialSettings
-) -> dict[str, Any]:
-    """What a resumed project must share with the run that started it (JSON-shaped)."""
-    trial_settings = dataclasses.asdict(settings)
-    trial_settings.pop("verbose")  # display only
-    config = {
-        "model": model_name,
-        "sampler": sampler,
-        "space": dataclasses.asdict(space),
-        "settings": trial_settings,
-    }
-    return _decode(json.loads(_dumps(config)))
-
-
 def _check_project_config(path: Path, config: Mapping[str, Any]) -> None:
     if not path.exists():
         return
     stored = _decode(json.loads(path.read_text(encoding="utf-8")))
-    differences = []
-    for section, value in config.items():
-        old = stored.get(section)
-        if isinstance(value, Mapping) and isinstance(old, Mapping):
-            for key in sorted(set(value) | set(old)):
-                if value.get(key) != old.get(key):
-                    differences.append(f"{section}.{key}: {old.get(key)!r} -> {value.get(key)!r}")
-        elif value != old:
-            differences.append(f"{section}: {old!r} -> {value!r}")
+    differences = setup_changes(stored, config)
     if differences:
         raise ValueError(
             f"The keras-tuner project in {str(path.parent)!r} was started with other settings "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import random
 import socket
@@ -35,8 +34,10 @@ from keras_smelu.tuning._trial import (
     REFERENCE_POINT,
     TrialFailedError,
     TrialSettings,
+    comparable_setup,
     failed_record,
     run_trial,
+    setup_changes,
 )
 from keras_smelu.tuning._tuner import SAMPLERS as BACKEND_SAMPLERS
 
@@ -276,7 +277,7 @@ def _check_same_setup(study, setup: dict) -> None:
     if stored is None:
         study.set_user_attr(_SETUP, setup)
         return
-    changed = [f"{k}: {stored.get(k)!r} -> {v!r}" for k, v in setup.items() if stored.get(k) != v]
+    changed = setup_changes(stored, setup)
     if changed:
         raise ValueError(
             f"Study {study.study_name!r} was run with other settings ({'; '.join(changed)}); "
@@ -339,6 +340,8 @@ def optimize(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage_obj = make_storage(storage)
 
+    setup = comparable_setup(space, settings)
+
     def open_study(name):
         study = optuna.create_study(
             study_name=name,
@@ -346,7 +349,7 @@ def optimize(
             directions=list(settings.directions),
             load_if_exists=True,
         )
-        _check_same_setup(study, _setup(space, settings))
+        _check_same_setup(study, setup)
         with _quiet_experimental():
             study.set_metric_names(list(settings.objective_names))
         return study
@@ -398,15 +401,6 @@ def optimize(
             callbacks=[after_trial],
         )
     return study_result(study, ref_study, model_name, settings)
-
-
-def _setup(space: SearchSpace, settings: TrialSettings) -> dict:
-    """What makes two trials comparable: the search space and how trials train and measure."""
-    setup = {f"search.{k}": v for k, v in dataclasses.asdict(space).items()}
-    setup.update(
-        {f"training.{k}": v for k, v in dataclasses.asdict(settings).items() if k != "verbose"}
-    )
-    return json.loads(json.dumps(setup))  # tuples as lists, as the storage gives them back
 
 
 def reference_study_name(study_name: str) -> str:

@@ -7,10 +7,12 @@ docs/findings.md), the same objectives and the same record.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,3 +221,23 @@ def takes_hp(builder: Callable[..., Any]) -> bool:
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     required = [p for p in parameters if p.kind in positional and p.default is p.empty]
     return any(p.name == "hp" for p in parameters) or len(required) >= 2
+
+
+def comparable_setup(space: Any, settings: TrialSettings, **extra: Any) -> dict[str, Any]:
+    """What a resumed study must share with the run that started it, flat and JSON-shaped:
+    the search space (`space.*`), how trials train and measure (`settings.*`, display aside)
+    and any `extra` keys of the backend. Trials run under another setup are not comparable."""
+    setup = {f"space.{k}": v for k, v in dataclasses.asdict(space).items()}
+    setup.update(
+        {f"settings.{k}": v for k, v in dataclasses.asdict(settings).items() if k != "verbose"}
+    )
+    setup.update(extra)
+    return json.loads(json.dumps(setup))  # tuples as lists, as storages give them back
+
+
+def setup_changes(stored: Mapping[str, Any], setup: Mapping[str, Any]) -> list[str]:
+    """`"key: old -> new"` for every key whose value differs between two setups."""
+    keys = sorted(set(stored) | set(setup))
+    return [
+        f"{k}: {stored.get(k)!r} -> {setup.get(k)!r}" for k in keys if stored.get(k) != setup.get(k)
+    ]
