@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -56,7 +55,6 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _quiet_framework_logs() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import warnings
 
     warnings.filterwarnings("ignore", module="optuna")
@@ -98,10 +96,8 @@ def _report(args) -> int:
         return 2
     print(report.summary())
     if args.plot:
-        for name, result in report.results.items():
-            from keras_smelu.tuning._results import plot_filename
-
-            print(f"Wrote: {result.plot(args.directory / plot_filename(name))}")
+        for path in report.plot(args.directory):
+            print(f"Wrote: {path}")
     return 0
 
 

@@ -698,9 +698,19 @@ class TuningReport:
             except ImportError:
                 plots = False
         if plots:
-            for name, result in self.results.items():
-                written.append(result.plot(directory / plot_filename(name)))
+            written += self.plot(directory)
         return written
+
+    def plot(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Draw each model's accuracy/PD plane as `frontier-<model>.png` in `directory`.
+
+        Returns:
+            The written paths.
+        """
+        return [
+            result.plot(Path(directory) / plot_filename(name))
+            for name, result in self.results.items()
+        ]
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> TuningReport:

@@ -216,6 +216,7 @@ def tune(
 
         cache = output / ".jax-cache" if compilation_cache is True else compilation_cache
         enable_compilation_cache(cache)
+    storage = storage or _default_storage(backend, output)
     progress = functools.partial(print_progress, names=settings.objective_names)
     if not verbose:
         progress = None
@@ -237,7 +238,6 @@ def tune(
                     sampler=sampler,
                     storage=storage,
                     study_name=study_name,
-                    output=output,
                     trials=trials,
                     seed=seed,
                     timeout=timeout,
@@ -247,12 +247,12 @@ def tune(
     except KeyboardInterrupt:
         interrupted = True
         results += _partial_results(
-            builders, results, space, settings, backend, storage, study_name, output
+            builders, results, space, settings, backend, storage, study_name
         )
     metadata = {
         "study_name": study_name,
         "backend": backend,
-        "storage": storage or _default_storage(backend, output),
+        "storage": storage,
         "trials": trials,
         "settings": settings.__dict__,
         "space": space.__dict__,
@@ -295,7 +295,6 @@ def _tune_one(
     sampler,
     storage,
     study_name,
-    output,
     trials,
     seed,
     timeout,
@@ -317,8 +316,8 @@ def _tune_one(
             space,
             settings,
             trials=trials,
-            storage=storage or _default_storage(backend, output),
-            study_name=f"{study_name}/{name}",
+            storage=storage,
+            study_name=_study_id(backend, study_name, name),
             sampler=sampler or "tpe",
             seed=seed,
             timeout=timeout,
@@ -334,8 +333,8 @@ def _tune_one(
         space,
         settings,
         trials=trials,
-        directory=storage or _default_storage(backend, output),
-        project_name=name,
+        directory=storage,
+        project_name=_study_id(backend, study_name, name),
         sampler=sampler or "random",
         seed=seed,
         timeout=timeout,
@@ -344,23 +343,29 @@ def _tune_one(
     )
 
 
-def _partial_results(builders, done, space, settings, backend, storage, study_name, output):
-    """After Ctrl-C: what the interrupted model's study holds on disk."""
-    from keras_smelu.tuning import _keras_tuner_backend, _optuna_backend
+def _study_id(backend: str, study_name: str, model_name: str) -> str:
+    """Where a model's trials live: its Optuna study, or its keras-tuner project folder (the
+    storage folder already belongs to the job)."""
+    return f"{study_name}/{model_name}" if backend == "optuna" else model_name
 
-    storage = storage or _default_storage(backend, output)
+
+def _partial_results(builders, done, space, settings, backend, storage, study_name):
+    """After Ctrl-C: what the interrupted model's study holds on disk."""
     finished = {r.model for r in done}
     out = []
     for name in builders:
         if name in finished:
             continue
+        study = _study_id(backend, study_name, name)
         try:
             if backend == "optuna":
-                out.append(
-                    _optuna_backend.load_result(storage, f"{study_name}/{name}", name, settings)
-                )
+                from keras_smelu.tuning import _optuna_backend
+
+                out.append(_optuna_backend.load_result(storage, study, name, settings))
             else:
-                out.append(_keras_tuner_backend.load_result(storage, name, name, settings, space))
+                from keras_smelu.tuning import _keras_tuner_backend
+
+                out.append(_keras_tuner_backend.load_result(storage, study, name, settings, space))
         except (KeyError, FileNotFoundError):  # this model's study was never created
             break
     return out
