@@ -12,8 +12,9 @@ from typing import Any, NamedTuple
 
 import keras
 
+from keras_smelu.datasets._base import TASKS
+
 NORMALIZATIONS = (None, "layer", "batch")
-TASKS = ("binary", "regression")
 
 Activation = str | Callable[..., Any] | keras.layers.Layer | None
 

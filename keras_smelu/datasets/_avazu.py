@@ -9,13 +9,11 @@ import numpy as np
 from keras_smelu.datasets._base import (
     RecDataset,
     check_min_count,
-    file_info,
     parse_binary_labels,
     parse_ints,
     read_rows,
     resolve_data_files,
-    split_dataset,
-    split_indices,
+    split_pooled_files,
 )
 
 COLUMNS = (
@@ -70,7 +68,7 @@ def load_avazu(
         layout="comma-separated `id,click,hour,C1,...,C21`, e.g. train.csv (with header)",
     )
     header = COLUMNS
-    labels, hours, categorical = [], [], {name: [] for name in COLUMNS[3:]}
+    labels, categorical = [], {name: [] for name in ("hour_of_day", *COLUMNS[3:])}
     for file in files:
         rows, lines = read_rows(file, ",", len(COLUMNS))
         if rows and rows[0][0].strip() == "id":
@@ -85,27 +83,17 @@ def load_avazu(
             continue
         columns = dict(zip(header, zip(*rows, strict=True), strict=True))
         labels.append(parse_binary_labels(columns["click"], file, lines, "click"))
-        hour, _ = parse_ints(columns["hour"], file, lines, "hour")
-        hours.append(hour % 100)
-        for name in categorical:
+        categorical["hour_of_day"].append(parse_ints(columns["hour"], file, lines, "hour") % 100)
+        for name in COLUMNS[3:]:
             categorical[name].append(np.asarray(columns[name], dtype=str))
-    if not labels:
-        raise ValueError(f"Avazu: the files {[str(f) for f in files]} hold no rows.")
-
-    raw = {"hour_of_day": np.concatenate(hours)}
-    raw.update((name, np.concatenate(parts)) for name, parts in categorical.items())
-    return split_dataset(
+    return split_pooled_files(
         "avazu",
-        np.concatenate(labels),
-        raw,
+        "Avazu",
+        files,
+        labels,
+        categorical,
         {},
-        split_indices(sum(len(part) for part in labels), test_fraction, seed),
-        task="binary",
+        seed=seed,
+        test_fraction=test_fraction,
         min_count=min_count,
-        info={
-            "files": file_info(files),
-            "seed": seed,
-            "test_fraction": test_fraction,
-            "split": "random over pooled rows",
-        },
     )

@@ -283,18 +283,17 @@ def parse_ints(
     column: str,
     *,
     allow_missing: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Parses a column of strings as int64; returns `(values, missing_mask)`.
+) -> np.ndarray:
+    """Parses a column of strings as int64.
 
-    Empty strings are missing when `allow_missing` (value 0), otherwise an error. A non-integer
+    Empty strings are missing when `allow_missing` (parsed as 0), otherwise an error. A non-integer
     raises `ValueError` naming the file, the 1-based line and the column.
     """
     raw = np.asarray(values, dtype=str)
-    missing = raw == "" if allow_missing else np.zeros(len(raw), dtype=bool)
-    if allow_missing and missing.any():
-        raw = np.where(missing, "0", raw)
+    if allow_missing:
+        raw = np.where(raw == "", "0", raw)
     try:
-        return raw.astype(np.int64), missing
+        return raw.astype(np.int64)
     except (ValueError, OverflowError):
         pass
     for value, line in zip(raw, lines, strict=True):
@@ -407,7 +406,7 @@ def split_dataset(
 
 def parse_binary_labels(column, file: Path, lines, name: str) -> np.ndarray:
     """Parses a 0/1 label column as float32; other values raise naming the file and line."""
-    label, _ = parse_ints(column, file, lines, name)
+    label = parse_ints(column, file, lines, name)
     bad = np.flatnonzero((label != 0) & (label != 1))
     if bad.size:
         raise ValueError(
@@ -427,6 +426,45 @@ def slug(text: str) -> str:
     """A lower-case identifier made of letters, digits and underscores."""
     out = "".join(c if c.isalnum() else "_" for c in text.lower().replace("'", ""))
     return "_".join(part for part in out.split("_") if part)
+
+
+def split_pooled_files(
+    name: str,
+    title: str,
+    files: Sequence[Path],
+    labels: Sequence[np.ndarray],
+    categorical: Mapping[str, Sequence[np.ndarray]],
+    numeric: Mapping[str, Sequence[np.ndarray]],
+    *,
+    seed: int,
+    test_fraction: float,
+    min_count: int,
+    **info: object,
+) -> RecDataset:
+    """A binary dataset from the rows of several files pooled, then split at random.
+
+    `labels` and every feature hold one part per file read, in the order of `files`; `info`
+    adds provenance entries (e.g. a transform) to the files, seed and split.
+    """
+    if not labels:
+        raise ValueError(f"{title}: the files {[str(f) for f in files]} hold no rows.")
+    y = np.concatenate(labels)
+    return split_dataset(
+        name,
+        y,
+        {key: np.concatenate(parts) for key, parts in categorical.items()},
+        {key: np.concatenate(parts) for key, parts in numeric.items()},
+        split_indices(len(y), test_fraction, seed),
+        task="binary",
+        min_count=min_count,
+        info={
+            "files": file_info(files),
+            "seed": seed,
+            "test_fraction": test_fraction,
+            **info,
+            "split": "random over pooled rows",
+        },
+    )
 
 
 def file_info(paths: Iterable[Path]) -> list[str]:

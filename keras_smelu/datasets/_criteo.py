@@ -9,13 +9,11 @@ import numpy as np
 from keras_smelu.datasets._base import (
     RecDataset,
     check_min_count,
-    file_info,
     parse_binary_labels,
     parse_ints,
     read_rows,
     resolve_data_files,
-    split_dataset,
-    split_indices,
+    split_pooled_files,
 )
 
 NUMERIC = tuple(f"I{i}" for i in range(1, 14))
@@ -77,26 +75,19 @@ def load_criteo(
         columns = list(zip(*rows, strict=True))
         labels.append(parse_binary_labels(columns[0], file, lines, "label"))
         for j, name in enumerate(NUMERIC, start=1):
-            values, missing = parse_ints(columns[j], file, lines, name, allow_missing=True)
-            numeric[name].append(np.where(missing, 0, values))
+            counts = parse_ints(columns[j], file, lines, name, allow_missing=True)
+            numeric[name].append(np.log1p(np.maximum(counts, 0)))
         for j, name in enumerate(CATEGORICAL, start=1 + len(NUMERIC)):
             categorical[name].append(np.asarray(columns[j], dtype=str))
-    if not labels:
-        raise ValueError(f"Criteo DAC: the files {[str(f) for f in files]} hold no rows.")
-
-    return split_dataset(
+    return split_pooled_files(
         "criteo",
-        np.concatenate(labels),
-        {name: np.concatenate(parts) for name, parts in categorical.items()},
-        {name: np.log1p(np.maximum(np.concatenate(parts), 0)) for name, parts in numeric.items()},
-        split_indices(sum(len(part) for part in labels), test_fraction, seed),
-        task="binary",
+        "Criteo DAC",
+        files,
+        labels,
+        categorical,
+        numeric,
+        seed=seed,
+        test_fraction=test_fraction,
         min_count=min_count,
-        info={
-            "files": file_info(files),
-            "seed": seed,
-            "test_fraction": test_fraction,
-            "numeric_transform": "log1p(max(x, 0)), missing -> 0",
-            "split": "random over pooled rows",
-        },
+        numeric_transform="log1p(max(x, 0)), missing -> 0",
     )

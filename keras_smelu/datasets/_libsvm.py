@@ -11,7 +11,6 @@ from keras_smelu.datasets._base import (
     TASKS,
     RecDataset,
     build_vocabulary,
-    check_fraction,
     check_min_count,
     encode,
     file_info,
@@ -76,7 +75,6 @@ def load_libsvm(
     train_file = _existing(path)
     labels, keys, values = _read(train_file, task)
     if test_path is None:
-        check_fraction(test_fraction)
         train_idx, test_idx = split_indices(len(labels), test_fraction, seed)
         files = [train_file]
     else:

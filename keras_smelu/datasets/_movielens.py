@@ -78,9 +78,9 @@ def load_movielens_100k(
 
     rows, lines = read_rows(data_path, "\t", 4)
     columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
-    user, _ = parse_ints(columns[0], data_path, lines, "user_id")
-    item, _ = parse_ints(columns[1], data_path, lines, "item_id")
-    rating, _ = parse_ints(columns[2], data_path, lines, "rating")
+    user = parse_ints(columns[0], data_path, lines, "user_id")
+    item = parse_ints(columns[1], data_path, lines, "item_id")
+    rating = parse_ints(columns[2], data_path, lines, "rating")
     bad = np.flatnonzero((rating < 1) | (rating > 5))
     if bad.size:
         raise ValueError(
@@ -129,8 +129,8 @@ def load_movielens_100k(
 def _read_users(path) -> dict[str, dict[int, object]]:
     rows, lines = read_rows(path, "|", 5, encoding="latin-1")
     columns = list(zip(*rows, strict=True)) if rows else [()] * 5
-    ids, _ = parse_ints(columns[0], path, lines, "user_id")
-    ages, _ = parse_ints(columns[1], path, lines, "age")
+    ids = parse_ints(columns[0], path, lines, "user_id")
+    ages = parse_ints(columns[1], path, lines, "age")
     age_group = np.searchsorted(AGE_EDGES, ages, side="right")
     zips = [z.strip()[:3].upper() for z in columns[4]]
     return {
@@ -144,10 +144,10 @@ def _read_users(path) -> dict[str, dict[int, object]]:
 def _read_items(path) -> dict[str, dict[int, object]]:
     rows, lines = read_rows(path, "|", 5 + len(GENRES), encoding="latin-1")
     columns = list(zip(*rows, strict=True)) if rows else [()] * (5 + len(GENRES))
-    ids, _ = parse_ints(columns[0], path, lines, "movie_id")
+    ids = parse_ints(columns[0], path, lines, "movie_id")
     flags = np.zeros((len(rows), len(GENRES)), dtype=np.int64)
     for g, name in enumerate(GENRE_FEATURES):
-        flags[:, g] = parse_ints(columns[5 + g], path, lines, name)[0]
+        flags[:, g] = parse_ints(columns[5 + g], path, lines, name)
     first_genre = [
         GENRES[g] if any_flag else ""
         for g, any_flag in zip(flags.argmax(axis=1), flags.any(axis=1), strict=True)
