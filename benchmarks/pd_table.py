@@ -39,6 +39,7 @@ import csv
 import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -178,14 +179,6 @@ def _per_pair(report, kind: str) -> list[float]:
     return [float(result["pd"][index][kind]) for result in report.pair_results]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-
-
 def _pm(mean: float, std: float, digits: int = 4) -> str:
     if math.isnan(mean):
         return "-"
@@ -198,12 +191,9 @@ def _load(name: str, args):
     dataset = datasets.load(name)
     if args.rows is not None or args.test_rows is not None:
         dataset = dataset.subset(args.rows, args.test_rows)
-    x_train, _ = dataset.train
-    x_test, _ = dataset.test
-    n_train = len(next(iter(x_train.values())))
-    n_test = len(next(iter(x_test.values())))
     print(
-        f"# {name}: {n_train} train rows, {n_test} test rows, base rate {dataset.base_rate:.3f}",
+        f"# {name}: {dataset.n_train} train rows, {dataset.n_test} test rows, "
+        f"base rate {dataset.base_rate:.3f}",
         file=sys.stderr,
         flush=True,
     )
@@ -275,7 +265,7 @@ def _run_block(dataset, norm: str, args, activation_rows) -> list[dict]:
             ratios = [p / r if r > 0 else math.nan for p, r in pairs]
             relu_mean = sum(relu_pairs) / len(relu_pairs)
             row["ratio"] = row["pd_rel"] / relu_mean if relu_mean > 0 else math.nan
-            row["ratio_std"] = _mean_std(ratios)[1]
+            row["ratio_std"] = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
         print(
             f"{where}: loss {row['loss']:.4f}  auc {row['auc']:.4f}  relPD {row['pd_rel']:.4f}"
             f"  ({report.wall_seconds:.0f}s)",

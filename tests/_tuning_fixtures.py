@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import keras_smelu
 from keras_smelu import datasets, models
 
 
@@ -48,6 +47,3 @@ def write_job(directory: Path, *, trials: int = 3, name: str = "tiny", extra: st
         )
     )
     return path
-
-
-assert keras_smelu  # the plug-in is imported for "smelu"

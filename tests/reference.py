@@ -1,4 +1,5 @@
-"""NumPy references of the activations, written straight from the formulas (float64)."""
+"""NumPy references written straight from the definitions: the activations (float64) and the
+Pareto front."""
 
 from __future__ import annotations
 
@@ -27,3 +28,23 @@ def generalized_smelu(x, alpha, beta, gl, gr):
 
     y_beta = band(beta + alpha)
     return np.where(x <= -alpha, gl * x, np.where(x >= beta, y_beta + gr * (x - beta), band(u)))
+
+
+def brute_force_front(values: np.ndarray, directions) -> np.ndarray:
+    """The definition: i is on the front iff no j is <= everywhere and < somewhere."""
+    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+    loss = np.asarray(values, dtype=float) * signs
+    n = len(loss)
+    mask = np.zeros(n, dtype=bool)
+    for i in range(n):
+        if np.isnan(loss[i]).any():
+            continue
+        dominated = False
+        for j in range(n):
+            if j == i or np.isnan(loss[j]).any():
+                continue
+            if np.all(loss[j] <= loss[i]) and np.any(loss[j] < loss[i]):
+                dominated = True
+                break
+        mask[i] = not dominated
+    return mask

@@ -7,7 +7,6 @@ import json
 import math
 
 import keras
-import numpy as np
 import pytest
 
 pytest.importorskip("keras_tuner")
@@ -25,6 +24,7 @@ from keras_smelu.tuning._keras_tuner_backend import (  # noqa: E402
 )
 from keras_smelu.tuning._space import SearchSpace  # noqa: E402
 from keras_smelu.tuning._trial import TrialSettings  # noqa: E402
+from tests.reference import brute_force_front  # noqa: E402
 
 SETTINGS = TrialSettings(pairs=1, epochs=1, batch_size=64)
 NAMES = SETTINGS.objective_names
@@ -35,31 +35,16 @@ def data():
     return make_synthetic_click_log(n_train=256, n_test=128, n_users=50, n_items=40)
 
 
-def counting_builder(data, calls, **kwargs):
+def counting_builder(data, calls):
     def builder(activation):
         calls.append(activation)
-        return embedding_mlp(data, activation, hidden=(8,), embedding_dim=4, **kwargs)
+        return embedding_mlp(data, activation, hidden=(8,), embedding_dim=4)
 
     return builder
 
 
 def width_of(activation) -> float | None:
     return activation.get_config().get("beta")
-
-
-def brute_force_front(trials, directions):
-    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
-    front = []
-    for t in trials:
-        a = np.array(t.values) * signs
-        dominated = any(
-            np.all(np.array(o.values) * signs <= a) and np.any(np.array(o.values) * signs < a)
-            for o in trials
-            if o is not t
-        )
-        if not dominated:
-            front.append(t.number)
-    return sorted(front)
 
 
 def trial_json(directory, project, trial_id):
@@ -101,8 +86,10 @@ def test_search_then_resume(data, tmp_path):
         metrics = trial_json(tmp_path, "mlp", t.trial_id)["metrics"]["metrics"]
         assert {NAMES[0], NAMES[1], "multi_objective"} <= set(metrics)
     # Our frontier is the non-dominated set of the trials.
-    assert sorted(t.number for t in result.frontier) == brute_force_front(
-        result.complete_trials, result.directions
+    trials = result.complete_trials
+    on_front = brute_force_front([t.values for t in trials], result.directions)
+    assert sorted(t.number for t in result.frontier) == sorted(
+        t.number for t, on in zip(trials, on_front, strict=True) if on
     )
     assert progress == [(0, 0, 2), (1, 1, 2), (2, 2, 2)]
     assert load_result(tmp_path, "mlp", "mlp", SETTINGS, space) == result

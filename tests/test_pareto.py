@@ -14,28 +14,9 @@ from keras_smelu.tuning import (
     pareto_mask,
     recommend,
 )
+from tests.reference import brute_force_front
 
 MIN2 = ("minimize", "minimize")
-
-
-def brute_force_front(values: np.ndarray, directions) -> np.ndarray:
-    """The definition: i is on the front iff no j is <= everywhere and < somewhere."""
-    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
-    loss = np.asarray(values, dtype=float) * signs
-    n = len(loss)
-    mask = np.zeros(n, dtype=bool)
-    for i in range(n):
-        if np.isnan(loss[i]).any():
-            continue
-        dominated = False
-        for j in range(n):
-            if j == i or np.isnan(loss[j]).any():
-                continue
-            if np.all(loss[j] <= loss[i]) and np.any(loss[j] < loss[i]):
-                dominated = True
-                break
-        mask[i] = not dominated
-    return mask
 
 
 # Small integer grids make ties and exact duplicates common.

@@ -29,15 +29,8 @@ def _study(storage, name):
 
 def test_tune_end_to_end_and_frontier_matches_best_trials(tmp_path, capsys):
     dataset = tiny_dataset()
-    report = tuning.tune(
-        {"mlp": tiny_builder(dataset)},
-        dataset,
-        trials=3,
-        pairs=1,
-        epochs=1,
-        study_name="e2e",
-        output=tmp_path,
-    )
+    kwargs = dict(trials=3, pairs=1, epochs=1, study_name="e2e", output=tmp_path)
+    report = tuning.tune({"mlp": tiny_builder(dataset)}, dataset, **kwargs)
     result = report.results["mlp"]
     assert result.reference is not None and len(result.candidates) == 3
     for trial in result.complete_trials:
@@ -62,16 +55,7 @@ def test_tune_end_to_end_and_frontier_matches_best_trials(tmp_path, capsys):
     assert "[mlp] reference" in out and "[mlp] trial 3/3" in out
 
     # Rerunning the finished study trains nothing and returns the same trials.
-    again = tuning.tune(
-        {"mlp": tiny_builder(dataset)},
-        dataset,
-        trials=3,
-        pairs=1,
-        epochs=1,
-        study_name="e2e",
-        output=tmp_path,
-        verbose=0,
-    )
+    again = tuning.tune({"mlp": tiny_builder(dataset)}, dataset, verbose=0, **kwargs)
     assert again.results["mlp"].trials == result.trials
 
 
