@@ -1,14 +1,8 @@
-"""Lazy guard for the tuner's optional dependencies (Optuna, keras-tuner, matplotlib).
+"""Lazy imports of the tuner's optional dependencies (Optuna, keras-tuner, matplotlib).
 
-`keras_smelu.tuning` must import without them, so modules that need one either call
-`import_optional` where they use it, or wrap a module-level import in `try_import()` and call
-`check()` before first use (the pattern of `optuna/_imports.py`)::
-
-    with try_import() as _optuna_import:
-        import optuna
-
-    def run(...):
-        _optuna_import.check()
+`keras_smelu.tuning` must import without them: modules call `import_optional` where they use
+one (or at the top of a backend module only imported when that backend runs), and a missing
+package raises an ImportError that says how to install it.
 """
 
 from __future__ import annotations

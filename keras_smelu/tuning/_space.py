@@ -45,8 +45,8 @@ FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _check_family(family: str, *, allow_reference: bool = True) -> None:
-    known = FAMILIES + ((REFERENCE_FAMILY,) if allow_reference else ())
+def _check_family(family: str) -> None:
+    known = (*FAMILIES, REFERENCE_FAMILY)
     if family not in known:
         raise ValueError(f"unknown activation family {family!r}; expected one of {known}")
 
