@@ -53,6 +53,8 @@ class ParametricActivation(layers.Layer):
             single value per layer.
         shared_axes: Axes along which per-unit parameters are shared, e.g. `[1, 2]` for one
             value per channel of a `(batch, height, width, channels)` input.
+        **kwargs: `<name>_initializer`, `<name>_regularizer` and `<name>_constraint` for each
+            parameter (as Keras layers name theirs), then base layer keyword arguments.
     """
 
     PARAMETERS: tuple[tuple[str, bool], ...] = ()
@@ -63,11 +65,12 @@ class ParametricActivation(layers.Layer):
         learnable: bool = False,
         per_unit: bool = False,
         shared_axes=None,
-        param_initializers: dict | None = None,
-        param_regularizers: dict | None = None,
-        param_constraints: dict | None = None,
         **kwargs,
     ):
+        options = {
+            kind: {name: kwargs.pop(f"{name}_{kind}", None) for name, _ in self.PARAMETERS}
+            for kind in ("initializer", "regularizer", "constraint")
+        }
         super().__init__(**kwargs)
         self.supports_masking = True
         if not isinstance(learnable, bool):
@@ -98,19 +101,15 @@ class ParametricActivation(layers.Layer):
                 "Argument `shared_axes` must hold axes >= 1 (axis 0 is the batch). "
                 f"Received: shared_axes={shared_axes}"
             )
-        param_initializers = param_initializers or {}
-        param_regularizers = param_regularizers or {}
-        param_constraints = param_constraints or {}
         self.param_initializers = {
-            name: initializers.get(param_initializers.get(name))
-            or initializers.Constant(values[name])
-            for name, _ in self.PARAMETERS
+            name: initializers.get(init) or initializers.Constant(values[name])
+            for name, init in options["initializer"].items()
         }
         self.param_regularizers = {
-            name: regularizers.get(param_regularizers.get(name)) for name, _ in self.PARAMETERS
+            name: regularizers.get(reg) for name, reg in options["regularizer"].items()
         }
         self.param_constraints = {
-            name: constraints.get(param_constraints.get(name)) for name, _ in self.PARAMETERS
+            name: constraints.get(con) for name, con in options["constraint"].items()
         }
         if not learnable:
             self.built = True

@@ -69,19 +69,11 @@ class GeneralizedSmeLU(ParametricActivation):
             "slope_left": _check_slope(slope_left, "slope_left"),
             "slope_right": _check_slope(slope_right, "slope_right"),
         }
-        kinds = ("initializer", "regularizer", "constraint")
-        per_kind = {kind: {} for kind in kinds}
-        for name, _ in self.PARAMETERS:
-            for kind in kinds:
-                per_kind[kind][name] = kwargs.pop(f"{name}_{kind}", None)
         super().__init__(
             values,
             learnable=learnable,
             per_unit=per_unit,
             shared_axes=shared_axes,
-            param_initializers=per_kind["initializer"],
-            param_regularizers=per_kind["regularizer"],
-            param_constraints=per_kind["constraint"],
             **kwargs,
         )
 

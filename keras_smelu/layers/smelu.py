@@ -68,9 +68,9 @@ class SmeLU(ParametricActivation):
             learnable=learnable,
             per_unit=per_unit,
             shared_axes=shared_axes,
-            param_initializers={"beta": beta_initializer},
-            param_regularizers={"beta": beta_regularizer},
-            param_constraints={"beta": beta_constraint},
+            beta_initializer=beta_initializer,
+            beta_regularizer=beta_regularizer,
+            beta_constraint=beta_constraint,
             **kwargs,
         )
 
