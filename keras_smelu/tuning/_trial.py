@@ -172,12 +172,10 @@ def run_trial(
         "accuracy": tuple(float(h["metrics"][settings.accuracy]) for h in report.history),
         "pd": tuple(float(h["pd"][report.pd_kind]) for h in report.history),
     }
-    return TrialRecord(
-        number=number,
-        model=model_name,
-        family=point.family,
-        width=point.width,
-        params=dict(point.params),
+    return _record_of_point(
+        point,
+        model_name,
+        number,
         accuracy=accuracy,
         pd=float(report.pd_value),
         accuracy_std=float(report.metrics_std.get(settings.accuracy, math.nan)),
@@ -191,16 +189,26 @@ def run_trial(
     )
 
 
-def failed_record(
-    point: SearchPoint, *, model_name: str, number: int, reason: str, system=None, **extra
-):
-    """The record of a trial that failed for `reason`; `system` defaults to this process's."""
+def _record_of_point(point: SearchPoint, model_name: str, number: int, **fields) -> TrialRecord:
+    """A `TrialRecord` of the search point `point` with the given outcome `fields`."""
     return TrialRecord(
         number=number,
         model=model_name,
         family=point.family,
         width=point.width,
         params=dict(point.params),
+        **fields,
+    )
+
+
+def failed_record(
+    point: SearchPoint, *, model_name: str, number: int, reason: str, system=None, **extra
+):
+    """The record of a trial that failed for `reason`; `system` defaults to this process's."""
+    return _record_of_point(
+        point,
+        model_name,
+        number,
         state="failed",
         fail_reason=reason,
         system=system_info() if system is None else system,
