@@ -182,7 +182,7 @@ def test_common_random_numbers_across_calls_with_tf_data():
 
 def test_tf_data_batch_detection():
     tf = pytest.importorskip("tensorflow")
-    from keras_smelu.replicas import _is_batched
+    from keras_smelu._replica_data import is_batched as _is_batched
 
     ds = tf.data.Dataset.from_tensor_slices(TRAIN)
     assert not _is_batched(ds)

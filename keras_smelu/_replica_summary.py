@@ -1,0 +1,106 @@
+"""What a pair's predictions measure, and the summary of many pairs.
+
+- The task (binary, multiclass, regression) decides which PD measures are recorded.
+- `summarize_pairs` turns per-pair records into per-epoch means and spreads, and picks the
+  reported epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keras_smelu import prediction_difference as _pd
+
+# PD measures recorded per task (names from `prediction_difference.PD_KINDS`).
+TASK_PD_KINDS = {
+    "binary": (
+        "relative",
+        "absolute",
+        "relative_shift_corrected",
+        "absolute_shift_corrected",
+        "top1",
+    ),
+    "multiclass": ("total_variation", "top1", "absolute", "relative"),
+    "regression": (
+        "absolute",
+        "relative_to_mean",
+        "absolute_shift_corrected_identity",
+        "relative_to_mean_shift_corrected",
+    ),
+}
+
+
+def infer_task(predictions: np.ndarray, labels: np.ndarray | None) -> str:
+    p = _pd._squeeze_trailing_one(np.asarray(predictions, dtype=np.float64))
+    if p.ndim >= 2:  # the rule the multiclass PD kinds check
+        return "multiclass" if _pd._is_distribution(p) else "regression"
+    in_unit = _pd._in_unit_interval(p)
+    if labels is None:
+        return "binary" if in_unit else "regression"
+    binary_labels = bool(np.isin(np.asarray(labels), (0, 1)).all())
+    if binary_labels and not in_unit:
+        raise ValueError(
+            "The evaluation labels are 0/1 but the predictions range over "
+            f"[{p.min():.4g}, {p.max():.4g}]: the model seems to output logits. Add a sigmoid "
+            "output (PD is measured on probabilities), or pass task='regression'."
+        )
+    return "binary" if binary_labels else "regression"
+
+
+def resolve_pd_kind(pd: str, task: str) -> str:
+    kind = "relative_to_mean" if (pd == "relative" and task == "regression") else pd
+    if kind not in TASK_PD_KINDS[task]:
+        raise ValueError(
+            f"pd={pd!r} is not measured for a {task} task; expected one of "
+            f"{list(TASK_PD_KINDS[task])}."
+        )
+    return kind
+
+
+def pair_pd(p1: np.ndarray, p2: np.ndarray, task: str) -> dict[str, float]:
+    return {kind: _pd.compute_pd(kind, p1, p2) for kind in TASK_PD_KINDS[task]}
+
+
+def aggregate(dicts: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    means, stds = {}, {}
+    for key in dicts[0]:
+        means[key], stds[key] = _pd._mean_std([d[key] for d in dicts])
+    return means, stds
+
+
+def summarize_pairs(
+    pair_results: list[dict[str, Any]], epochs: int, report_epoch: str
+) -> tuple[list[dict[str, Any]], int]:
+    """Per-epoch means and spreads over the pairs, and the index of the reported epoch.
+
+    Args:
+        pair_results: Per pair: `{"replicas": [{"train_loss": [...], "metrics": [...]}, ...],
+            "pd": [per-epoch dict of PD kinds]}`.
+        epochs: Number of epochs recorded.
+        report_epoch: `"last"`, or `"best"`: the lowest evaluation loss averaged over all
+            replicas (the earliest on ties).
+
+    Returns:
+        `(history, index)`: per epoch `{"epoch", "train_loss", "metrics", "metrics_std", "pd",
+        "pd_std"}`, and the 0-based index of the reported epoch.
+    """
+    history = []
+    for e in range(epochs):
+        replicas = [rec for result in pair_results for rec in result["replicas"]]
+        metrics_mean, metrics_std = aggregate([rec["metrics"][e] for rec in replicas])
+        pd_mean, pd_std = aggregate([result["pd"][e] for result in pair_results])
+        history.append(
+            {
+                "epoch": e + 1,
+                "train_loss": _pd._mean_std([rec["train_loss"][e] for rec in replicas])[0],
+                "metrics": metrics_mean,
+                "metrics_std": metrics_std,
+                "pd": pd_mean,
+                "pd_std": pd_std,
+            }
+        )
+    if report_epoch == "best":
+        return history, int(np.argmin([h["metrics"]["loss"] for h in history]))
+    return history, epochs - 1
