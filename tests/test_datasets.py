@@ -357,7 +357,7 @@ def test_libsvm_fields_and_errors(tmp_path):
     with pytest.raises(ValueError, match=r"bad\.svm:2: expected `idx:val`.*'x:2'"):
         load_libsvm(bad)
     bad_label = write(tmp_path / "bad2.svm", "1 1:1\n\nyes 1:1\n")
-    with pytest.raises(ValueError, match=r"bad2\.svm:3: the label must be a number"):
+    with pytest.raises(ValueError, match=r"bad2\.svm:3: the label must be a finite number"):
         load_libsvm(bad_label)
     with pytest.raises(FileNotFoundError, match="libSVM"):
         load_libsvm(tmp_path / "nope.svm")
@@ -414,7 +414,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_registry():
-    assert available() == ("synthetic", "movielens-100k", "criteo", "avazu", "libsvm")
+    assert available() == ("synthetic", "movielens-100k", "criteo", "avazu", "libsvm", "movielens")
     with pytest.raises(ValueError, match=r"Unknown dataset 'imagenet'.*synthetic, movielens-100k"):
         load("imagenet")
     with pytest.raises(ValueError, match="takes no path"):

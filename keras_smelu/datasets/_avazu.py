@@ -9,6 +9,7 @@ import numpy as np
 from keras_smelu.datasets._base import (
     RecDataset,
     check_min_count,
+    check_split,
     parse_binary_labels,
     parse_ints,
     read_rows,
@@ -31,13 +32,17 @@ def load_avazu(
     seed: int = 0,
     test_fraction: float = 0.2,
     min_count: int = 2,
+    split: str = "random",
 ) -> RecDataset:
-    """Loads Avazu click logs as a `RecDataset` with a seeded random split.
+    """Loads Avazu click logs as a `RecDataset` with a seeded random or a temporal split.
 
     Comma-separated, 24 fields `id,click,hour,C1,...,C21`. A file whose first line starts with
     `id,` has a header (its column order is used); a file without one (the shared sample's
     `dev.csv`, `test.csv`) takes the previous file's header, or the standard order above. Rows of
-    all files found are pooled, then split at random.
+    all files found are pooled, then split at random, or, with `split="temporal"`, the rows of
+    the latest date (`YYMMDD` of `hour`; the full file holds 10 days) are the test split (both
+    splits keep file order; `seed` and `test_fraction` are then unused). For files too large for
+    memory, use `keras_smelu.datasets.load("avazu", path, streaming=True)`.
 
     Features, all categorical: `hour_of_day` (the last two digits of `hour`, which is
     `YYMMDDHH`; the date part is dropped), and every other column except `id` and `click`, as
@@ -50,6 +55,7 @@ def load_avazu(
         seed: seed of the random split.
         test_fraction: share of the rows held out for test.
         min_count: minimum training count for a category to get its own id.
+        split: `"random"` or `"temporal"` (the latest day, as above).
 
     Returns:
         A binary `RecDataset` named `"avazu"`.
@@ -61,6 +67,7 @@ def load_avazu(
     8999
     """
     min_count = check_min_count(min_count)
+    check_split(split)
     files = resolve_data_files(
         path,
         title="Avazu",
@@ -68,7 +75,7 @@ def load_avazu(
         layout="comma-separated `id,click,hour,C1,...,C21`, e.g. train.csv (with header)",
     )
     header = COLUMNS
-    labels, categorical = [], {name: [] for name in ("hour_of_day", *COLUMNS[3:])}
+    labels, dates, categorical = [], [], {name: [] for name in ("hour_of_day", *COLUMNS[3:])}
     for file in files:
         rows, lines = read_rows(file, ",", len(COLUMNS))
         if rows and rows[0][0].strip() == "id":
@@ -83,7 +90,9 @@ def load_avazu(
             continue
         columns = dict(zip(header, zip(*rows, strict=True), strict=True))
         labels.append(parse_binary_labels(columns["click"], file, lines, "click"))
-        categorical["hour_of_day"].append(parse_ints(columns["hour"], file, lines, "hour") % 100)
+        hour = parse_ints(columns["hour"], file, lines, "hour")
+        categorical["hour_of_day"].append(hour % 100)
+        dates.append(hour // 100)
         for name in COLUMNS[3:]:
             categorical[name].append(np.asarray(columns[name], dtype=str))
     return split_pooled_files(
@@ -96,4 +105,15 @@ def load_avazu(
         seed=seed,
         test_fraction=test_fraction,
         min_count=min_count,
+        temporal=None if split == "random" else (_latest_date(dates), "the latest day of `hour`"),
     )
+
+
+def _latest_date(dates: list[np.ndarray]):
+    """Test mask of the rows of the latest date (`YYMMDD`)."""
+
+    def test_mask(n: int) -> np.ndarray:
+        date = np.concatenate(dates)
+        return date >= date.max()
+
+    return test_mask

@@ -8,7 +8,7 @@ seeded splits, and the data-location rule (explicit path, else `KERAS_SMELU_DATA
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,8 +258,16 @@ def read_rows(
     Blank lines are skipped. A row with the wrong number of fields raises `ValueError` naming the
     file and the line.
     """
-    with open(path, encoding=encoding, newline="") as f:
-        lines = f.read().splitlines()
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(
+            f"{path}:{line}: expected {encoding} text. Received the bytes "
+            f"{data[max(e.start - 10, 0) : e.end + 10]!r}."
+        ) from None
+    lines = text.splitlines()
     rows: list[list[str]] = []
     numbers: list[int] = []
     for number, line in enumerate(lines, start=1):
@@ -354,14 +362,46 @@ def check_fraction(test_fraction: float) -> float:
     return fraction
 
 
-def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random split of `range(n)` into (train, test) index arrays, each shuffled."""
+def n_test_rows(n: int, test_fraction: float) -> int:
+    """Test rows of a split of `n` rows: `round(n * test_fraction)`, clipped to [1, n - 1]."""
     fraction = check_fraction(test_fraction)
     if n < 2:
         raise ValueError(f"Need at least 2 rows to split into train and test. Received: {n=}")
-    n_test = min(max(int(round(n * fraction)), 1), n - 1)
+    return min(max(int(round(n * fraction)), 1), n - 1)
+
+
+def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random split of `range(n)` into (train, test) index arrays, each shuffled."""
+    n_test = n_test_rows(n, test_fraction)
     perm = np.random.default_rng(seed).permutation(n)
     return perm[n_test:], perm[:n_test]
+
+
+SPLITS = ("random", "temporal")
+
+
+def check_split(split: str) -> str:
+    """Validates a split name: `"random"` or `"temporal"`."""
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
+    return split
+
+
+def temporal_indices(test: np.ndarray, title: str, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(train, test)` row indices, in file order, from a boolean test mask; both non-empty."""
+    for name, rows in (("test", test), ("train", ~test)):
+        if not rows.any():
+            raise ValueError(
+                f"{title}: the temporal split ({rule}) leaves the {name} split empty. "
+                f"Expected rows on both sides. Received {len(test)} rows."
+            )
+    return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def latest_rows(keys: np.ndarray, test_fraction: float) -> np.ndarray:
+    """Test mask of the rows whose key is at least the `n_test_rows`-th largest (ties included)."""
+    k = n_test_rows(len(keys), test_fraction)
+    return keys >= np.partition(keys, len(keys) - k)[len(keys) - k]
 
 
 def split_dataset(
@@ -439,31 +479,36 @@ def split_pooled_files(
     seed: int,
     test_fraction: float,
     min_count: int,
+    temporal: tuple[Callable[[int], np.ndarray], str] | None = None,
     **info: object,
 ) -> RecDataset:
-    """A binary dataset from the rows of several files pooled, then split at random.
+    """A binary dataset from the rows of several files pooled, then split.
 
     `labels` and every feature hold one part per file read, in the order of `files`; `info`
-    adds provenance entries (e.g. a transform) to the files, seed and split.
+    adds provenance entries (e.g. a transform) to the files, seed and split. The split is random
+    unless `temporal = (test_mask_of, rule)` is given: `test_mask_of(n)` is the boolean test mask
+    of the `n` pooled rows, and both splits keep the rows' file order.
     """
     if not labels:
         raise ValueError(f"{title}: the files {[str(f) for f in files]} hold no rows.")
     y = np.concatenate(labels)
+    if temporal is None:
+        split = split_indices(len(y), test_fraction, seed)
+        info = {"seed": seed, "test_fraction": test_fraction, **info}
+        info["split"] = "random over pooled rows"
+    else:
+        test_mask_of, rule = temporal
+        split = temporal_indices(test_mask_of(len(y)), title, rule)
+        info = {**info, "split": f"temporal: {rule}"}
     return split_dataset(
         name,
         y,
         {key: np.concatenate(parts) for key, parts in categorical.items()},
         {key: np.concatenate(parts) for key, parts in numeric.items()},
-        split_indices(len(y), test_fraction, seed),
+        split,
         task="binary",
         min_count=min_count,
-        info={
-            "files": file_info(files),
-            "seed": seed,
-            "test_fraction": test_fraction,
-            **info,
-            "split": "random over pooled rows",
-        },
+        info={"files": file_info(files), **info},
     )
 
 

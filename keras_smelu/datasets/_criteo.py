@@ -9,6 +9,8 @@ import numpy as np
 from keras_smelu.datasets._base import (
     RecDataset,
     check_min_count,
+    check_split,
+    n_test_rows,
     parse_binary_labels,
     parse_ints,
     read_rows,
@@ -29,13 +31,18 @@ def load_criteo(
     seed: int = 0,
     test_fraction: float = 0.2,
     min_count: int = 2,
+    split: str = "random",
 ) -> RecDataset:
-    """Loads Criteo DAC click logs as a `RecDataset` with a seeded random split.
+    """Loads Criteo DAC click logs as a `RecDataset` with a seeded random or a temporal split.
 
     Each line has 40 TAB-separated fields, no header: `label I1..I13 C1..C26` (label 0/1;
     I-values integer counts, possibly negative; C-values hashed categories; empty = missing).
     All rows of the files found are pooled, then split at random (the upstream train/dev/test
-    assignment of the shared sample is ignored: it is too small to keep apart).
+    assignment of the shared sample is ignored: it is too small to keep apart), or, with
+    `split="temporal"`, the last 1/7 of the pooled rows is the test split: the Kaggle
+    `train.txt` holds 7 days in time order, so that is its last day (both splits keep file
+    order; `seed` and `test_fraction` are then unused). For files too large for memory, use
+    `keras_smelu.datasets.load("criteo", path, streaming=True)`.
 
     Features:
 
@@ -50,6 +57,7 @@ def load_criteo(
         seed: seed of the random split.
         test_fraction: share of the rows held out for test.
         min_count: minimum training count for a category to get its own id.
+        split: `"random"` or `"temporal"` (the last day, as above).
 
     Returns:
         A binary `RecDataset` named `"criteo"`.
@@ -61,6 +69,7 @@ def load_criteo(
     8000
     """
     min_count = check_min_count(min_count)
+    check_split(split)
     files = resolve_data_files(
         path,
         title="Criteo DAC",
@@ -89,5 +98,11 @@ def load_criteo(
         seed=seed,
         test_fraction=test_fraction,
         min_count=min_count,
+        temporal=None if split == "random" else (_last_day, "the last 1/7 of the rows"),
         numeric_transform="log1p(max(x, 0)), missing -> 0",
     )
+
+
+def _last_day(n: int) -> np.ndarray:
+    """Test mask of the last of 7 days of `n` rows in time order."""
+    return np.arange(n) >= n - n_test_rows(n, 1 / 7)

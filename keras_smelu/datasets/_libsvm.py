@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -32,7 +33,8 @@ def load_libsvm(
 
     Each non-blank line is `label tok tok ...`, whitespace-separated, where a token is `idx:val`
     (libSVM, libFM) or `field:idx:val` (libFFM; the pair `field:idx` is the feature). Text after
-    `#` is a comment. `idx` and `field` must be integers, `val` a number.
+    `#` is a comment. `idx` and `field` must be integers, labels and `val` finite numbers (`nan`,
+    `inf` and overflowing values such as `1e400` raise naming `file:line`).
 
     The result has two features of shape `(n, k)`, `k = max_features` (default: the largest
     number of tokens on a line): `ids` (categorical, the row's active features, padded with id 0)
@@ -131,17 +133,19 @@ def _read(file: Path, task: str) -> tuple[np.ndarray, list[list[str]], list[list
     labels: list[float] = []
     keys: list[list[str]] = []
     values: list[list[float]] = []
-    with open(file, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with open(file, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{file}:{number}: expected UTF-8 text. Received the bytes "
+                    f"{raw[max(e.start - 10, 0) : e.end + 10]!r}."
+                ) from None
             tokens = line.split("#", 1)[0].split()
             if not tokens:
                 continue
-            try:
-                label = float(tokens[0])
-            except ValueError:
-                raise ValueError(
-                    f"{file}:{number}: the label must be a number. Received: {tokens[0]!r}"
-                ) from None
+            label = _finite(tokens[0], file, number, "the label")
             row_keys, row_values = [], []
             for token in tokens[1:]:
                 parts = token.split(":")
@@ -149,15 +153,26 @@ def _read(file: Path, task: str) -> tuple[np.ndarray, list[list[str]], list[list
                     if len(parts) not in (2, 3):
                         raise ValueError
                     key = ":".join(str(int(p)) for p in parts[:-1])
-                    value = float(parts[-1])
+                    float(parts[-1])
                 except ValueError:
                     raise ValueError(
                         f"{file}:{number}: expected `idx:val` or `field:idx:val` with integer "
                         f"idx and field. Received: {token!r}"
                     ) from None
                 row_keys.append(key)
-                row_values.append(value)
+                row_values.append(_finite(parts[-1], file, number, "a value"))
             labels.append(float(label > 0) if task == "binary" else label)
             keys.append(row_keys)
             values.append(row_values)
     return np.asarray(labels, dtype=np.float32), keys, values
+
+
+def _finite(text: str, file: Path, number: int, what: str) -> float:
+    """`float(text)`; `nan`, `inf`, overflow (`1e400`) and non-numbers raise naming `file:line`."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise ValueError(f"{file}:{number}: {what} must be a finite number. Received: {text!r}")
+    return value

@@ -9,13 +9,16 @@ import numpy as np
 from keras_smelu.datasets._base import (
     RecDataset,
     check_min_count,
+    check_split,
     file_info,
+    latest_rows,
     parse_ints,
     read_rows,
     resolve_dataset_dir,
     slug,
     split_dataset,
     split_indices,
+    temporal_indices,
 )
 
 FILES = ("u.data", "u.user", "u.item")
@@ -38,8 +41,9 @@ def load_movielens_100k(
     test_fraction: float = 0.2,
     seed: int = 0,
     min_count: int = 1,
+    split: str = "random",
 ) -> RecDataset:
-    """Loads MovieLens 100K as a `RecDataset`, split at random over ratings.
+    """Loads MovieLens 100K as a `RecDataset`, split at random over ratings or by time.
 
     Reads `u.data` (TAB-separated `user item rating timestamp`), `u.user`
     (`id|age|gender|occupation|zip`) and `u.item` (latin-1, `id|title|release date|video release
@@ -52,6 +56,11 @@ def load_movielens_100k(
       movie's first genre in `u.genre` order), `decade` (of the release date; missing -> 0);
     - numeric: `genre_<name>` for the 19 genres (multi-hot 0/1 flags, e.g. `genre_sci_fi`).
 
+    With `split="temporal"`, the test split holds the latest ratings: those at or after the
+    timestamp of the `round(n * test_fraction)`-th latest one (ties included), and both splits
+    keep file order (`seed` is unused). Other releases (1M, 10M, 20M, 25M, 32M, latest) and
+    files too large for memory: `keras_smelu.datasets.load("movielens", path, streaming=...)`.
+
     Args:
         path: folder holding `u.data`, `u.user`, `u.item`; default: `movielens-100k/` under
             `$KERAS_SMELU_DATA`.
@@ -60,6 +69,7 @@ def load_movielens_100k(
         test_fraction: share of the ratings held out for test.
         seed: seed of the random split.
         min_count: values seen fewer times in the training split map to id 0.
+        split: `"random"` or `"temporal"` (the latest ratings, as above).
 
     Returns:
         A `RecDataset` named `"movielens-100k"`.
@@ -73,6 +83,7 @@ def load_movielens_100k(
     if label not in LABELS:
         raise ValueError(f"`label` must be one of {LABELS}. Received: label={label!r}")
     min_count = check_min_count(min_count)
+    check_split(split)
     directory = resolve_dataset_dir(path, title="MovieLens 100K", folders=FOLDERS, required=FILES)
     data_path, user_path, item_path = (directory / name for name in FILES)
 
@@ -81,6 +92,7 @@ def load_movielens_100k(
     user = parse_ints(columns[0], data_path, lines, "user_id")
     item = parse_ints(columns[1], data_path, lines, "item_id")
     rating = parse_ints(columns[2], data_path, lines, "rating")
+    timestamp = parse_ints(columns[3], data_path, lines, "timestamp")
     bad = np.flatnonzero((rating < 1) | (rating > 5))
     if bad.size:
         raise ValueError(
@@ -108,20 +120,25 @@ def load_movielens_100k(
     genres = {
         name: _lookup(items[name], item, item_path, data_path, lines) for name in GENRE_FEATURES
     }
+    if split == "random":
+        rows = split_indices(len(rating), test_fraction, seed)
+        how = {"seed": seed, "test_fraction": test_fraction, "split": "random over ratings"}
+    else:
+        rule = "the latest ratings by timestamp"
+        rows = temporal_indices(latest_rows(timestamp, test_fraction), "MovieLens 100K", rule)
+        how = {"test_fraction": test_fraction, "split": f"temporal: {rule}"}
     return split_dataset(
         "movielens-100k",
         y,
         raw,
         genres,
-        split_indices(len(rating), test_fraction, seed),
+        rows,
         task=task,
         min_count=min_count,
         info={
             "files": file_info((data_path, user_path, item_path)),
             "label": "rating >= 4" if label == "liked" else "rating",
-            "seed": seed,
-            "test_fraction": test_fraction,
-            "split": "random over ratings",
+            **how,
         },
     )
 
@@ -177,3 +194,56 @@ def _lookup(table, keys: np.ndarray, table_path, data_path, lines) -> np.ndarray
             f"{data_path}:{lines[row]}: id {e.args[0]} is not in {table_path}."
         ) from None
     return np.asarray(values)[inverse]
+
+
+def load_movielens(
+    path: str | os.PathLike | None = None,
+    *,
+    label: str = "liked",
+    split: str = "random",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    min_count: int = 1,
+    hash_buckets: int | None = None,
+) -> RecDataset:
+    """Loads the ratings of any MovieLens release into memory as a `RecDataset`.
+
+    Reads the release's rating file: 100K `u.data` (TAB-separated `user item rating
+    timestamp`), 1M and 10M `ratings.dat` (`::`-separated), 20M, 25M, 32M, latest and
+    latest-small `ratings.csv` (header `userId,movieId,rating,timestamp`). Features: `user_id`
+    and `item_id` (categorical; side files are not read: `load_movielens_100k` adds 100K's). The
+    file is parsed by the streaming reader, then held in memory (rows in file order); for a
+    release too large for memory use `load("movielens", path, streaming=True)` instead.
+
+    Args:
+        path: a release's folder or its rating file; default: a MovieLens folder (`ml-1m/`,
+            `ml-20m/`, ...) under `$KERAS_SMELU_DATA`.
+        label: `"liked"` (`rating >= 4`, binary) or `"rating"` (regression).
+        split: `"random"` (each rating to test with probability `test_fraction`, by a seeded
+            hash of its row) or `"temporal"` (the `test_fraction` of latest ratings).
+        test_fraction: share of the ratings held out for test.
+        seed: seed of the random split.
+        min_count: values seen fewer times in the training split map to id 0.
+        hash_buckets: hash ids into this many buckets instead of counting a vocabulary.
+
+    Returns:
+        A `RecDataset` named `"movielens"`.
+
+    Example:
+
+    >>> ds = load_movielens("ml-latest-small", split="temporal")  # doctest: +SKIP
+    >>> sorted(ds.categorical)  # doctest: +SKIP
+    ['item_id', 'user_id']
+    """
+    from keras_smelu.datasets._streaming import open_stream
+
+    return open_stream(
+        "movielens",
+        path,
+        label=label,
+        split=split,
+        test_fraction=test_fraction,
+        seed=seed,
+        min_count=min_count,
+        hash_buckets=hash_buckets,
+    ).materialize()

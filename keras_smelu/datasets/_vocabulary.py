@@ -1,0 +1,161 @@
+"""Bounded-memory categorical vocabularies for streamed data: counted, or hashed into buckets.
+
+Both map a column of raw values (a `pyarrow` string or int64 array) to `int32` ids, with id 0
+for missing values (null or `""`) and for values without an id of their own.
+
+- `CountedVocabulary` counts the training values chunk by chunk (pyarrow's hash-based
+  `value_counts`, merged by `group_by`), then keeps those seen at least `min_count` times, most
+  frequent first, ties by value: the same ids as the in-memory loaders. Its memory grows with the
+  number of distinct values, not with the number of rows.
+- `HashedVocabulary` needs no counting pass and a fixed memory: `id = 1 + h(value) mod
+  (hash_buckets - 1)` with a fixed 64-bit hash (FNV-1a over the UTF-8 bytes of a string, the
+  value itself for an integer, then a SplitMix64 mix), so ids are the same in every process.
+
+Lookups go through 64-bit keys of the values (exact for integers; FNV-1a for strings, whose
+collisions among a vocabulary's values are detected and refused).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_smelu.datasets._readers import pyarrow_modules
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_MERGE_AT = 1 << 18  # distinct values pending before a merge into the running counts
+
+
+def _flat(values):
+    pa, _, _ = pyarrow_modules()
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values
+
+
+def keys64(values) -> tuple[np.ndarray, np.ndarray]:
+    """`(uint64 keys, missing mask)` of a pyarrow string or integer array."""
+    pa, _, pc = pyarrow_modules()
+    values = _flat(values)
+    n = len(values)
+    missing = values.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(values.type):
+        ints = values.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        return ints.astype(np.int64, copy=False).view(np.uint64), missing
+    values = values.cast(pa.string())
+    missing |= pc.equal(values, "").fill_null(True).to_numpy(zero_copy_only=False)
+    buffers = values.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int32)[values.offset : values.offset + n + 1]
+    data = (
+        np.frombuffer(buffers[2], dtype=np.uint8)
+        if buffers[2] is not None
+        else np.zeros(0, np.uint8)
+    )
+    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets)
+    h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
+    for j in range(int(lengths.max(initial=0))):  # one vector step per character position
+        live = np.flatnonzero(lengths > j)
+        h[live] = (h[live] ^ data[starts[live] + j]) * _FNV_PRIME
+    return h, missing
+
+
+def mix64(keys: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer: spreads nearby integers over all 64 bits."""
+    z = keys.astype(np.uint64, copy=True)
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
+
+
+class HashedVocabulary:
+    """Ids from a fixed hash into `hash_buckets - 1` buckets, plus id 0 for missing values.
+
+    Args:
+        hash_buckets: the vocabulary size, id 0 included (at least 2).
+    """
+
+    def __init__(self, hash_buckets: int):
+        self.size = int(hash_buckets)
+
+    def encode(self, values) -> np.ndarray:
+        """Maps raw values to `int32` ids in `[0, size)`."""
+        keys, missing = keys64(values)
+        ids = mix64(keys) % np.uint64(self.size - 1) + np.uint64(1)
+        return np.where(missing, 0, ids).astype(np.int32)
+
+
+class Vocabulary:
+    """Ids `1..len(values)` for `values` (a pyarrow array, in id order); others map to 0."""
+
+    def __init__(self, values):
+        self.values = values
+        self.size = len(values) + 1
+        keys, _ = keys64(values)
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = keys[self._order]
+        if len(keys) and np.any(self._sorted[1:] == self._sorted[:-1]):
+            raise ValueError(
+                "Two distinct categorical values share a 64-bit key; use `hash_buckets` for "
+                f"this column. Received {len(values)} values."
+            )
+
+    def encode(self, values) -> np.ndarray:
+        """Maps raw values to `int32` ids in `[0, size)`."""
+        keys, missing = keys64(values)
+        if self.size == 1:
+            return np.zeros(len(keys), dtype=np.int32)
+        pos = np.minimum(np.searchsorted(self._sorted, keys), self.size - 2)
+        found = (self._sorted[pos] == keys) & ~missing
+        return np.where(found, self._order[pos] + 1, 0).astype(np.int32)
+
+
+class CountedVocabulary:
+    """Counts one column's training values chunk by chunk; `finish` builds the `Vocabulary`."""
+
+    def __init__(self):
+        self._parts: list[tuple[object, object]] = []
+        self._pending = 0
+        self._distinct = 0
+
+    def add(self, values) -> None:
+        """Counts the values of one chunk (missing values are not counted)."""
+        pa, _, pc = pyarrow_modules()
+        counts = pc.value_counts(_flat(values))
+        value, count = counts.field("values"), counts.field("counts")
+        keep = pc.is_valid(value)
+        if pa.types.is_string(value.type):
+            keep = pc.and_(keep, pc.not_equal(value, "").fill_null(False))
+        self._parts.append((value.filter(keep), count.filter(keep)))
+        self._pending += len(self._parts[-1][0])
+        if self._pending > max(self._distinct, _MERGE_AT):
+            self._merge()
+
+    def _merge(self):
+        pa, _, _ = pyarrow_modules()
+        if not self._parts:
+            return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
+        table = pa.table(
+            {
+                "value": pa.concat_arrays([v for v, _ in self._parts]),
+                "count": pa.concat_arrays([c for _, c in self._parts]),
+            }
+        )
+        if len(self._parts) > 1:
+            table = table.group_by("value").aggregate([("count", "sum")])
+            table = table.rename_columns(["value", "count"])
+        self._parts = [
+            (table.column("value").combine_chunks(), table.column("count").combine_chunks())
+        ]
+        self._distinct, self._pending = len(table), 0
+        return table
+
+    def finish(self, min_count: int) -> Vocabulary:
+        """The values seen at least `min_count` times, most frequent first, ties by value."""
+        _, _, pc = pyarrow_modules()
+        table = self._merge()
+        table = table.filter(pc.greater_equal(table.column("count"), min_count))
+        order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("value", "ascending")])
+        return Vocabulary(table.column("value").take(order).combine_chunks())
