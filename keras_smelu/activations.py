@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 from keras import backend, ops
 
 from keras_smelu import _gradients
@@ -25,8 +26,21 @@ where a narrower width is better: the tuner (`keras_smelu.tuning`) maps that tra
 """
 
 
+def _scalar(value):
+    """A 0-d NumPy array, NumPy scalar or concrete 0-d tensor as a Python number; anything
+    else unchanged (for the checks below to accept or reject)."""
+    if isinstance(value, (bool, numbers.Number, str)) or value is None:
+        return value
+    if tuple(getattr(value, "shape", (None,))) == ():
+        known = _concrete(value)
+        if known is not None and known.dtype.kind in "iuf":
+            return known.item()
+    return value
+
+
 def _check_width(value, name: str, *, allow_zero: bool = True) -> float:
-    """Validates a Python width argument and returns it as a float."""
+    """Validates a width given as a number (or a 0-d array) and returns it as a float."""
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(
             f"Argument `{name}` must be a non-negative real number. Received: {name}={value!r}"
@@ -52,6 +66,7 @@ def _check_band(alpha, beta, *, allow_zero: bool = True) -> tuple[float, float]:
 
 
 def _check_slope(value, name: str) -> float:
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"Argument `{name}` must be a real number. Received: {name}={value!r}")
     value = float(value)
@@ -60,15 +75,59 @@ def _check_slope(value, name: str) -> float:
     return value
 
 
-def _is_python_value(value) -> bool:
-    """True for an argument given as a plain value (to validate) rather than a tensor."""
-    return value is None or isinstance(value, (numbers.Number, str))
+def _is_constant(value) -> bool:
+    """True for an argument given as a plain value (validated, then fixed in the computation)
+    rather than a tensor: numbers, strings, None, NumPy scalars and 0-d NumPy arrays."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0
+    return value is None or isinstance(value, (numbers.Number, str, np.generic))
 
 
-def _below_resolution(width: float, x) -> bool:
-    """A band too narrow for float16 (its `1 / width` overflows): the function is its limit,
-    the piecewise-linear one, to within float16's rounding."""
-    return backend.standardize_dtype(x.dtype) == "float16" and width < _gradients.FLOAT16_MIN_WIDTH
+def _concrete(value):
+    """The value of a tensor as a NumPy array where it is known now (eager execution), else
+    None (a tracer under `jax.jit`, a symbolic tensor in a `tf.function` or a functional
+    model)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return np.asarray(value)
+    try:
+        return np.asarray(ops.convert_to_numpy(value))
+    except Exception:  # unknown until the graph runs
+        return None
+
+
+def _check_fits_dtype(name: str, value: float, x) -> None:
+    """A width must be representable in `x`'s dtype: a wider band cannot be computed there."""
+    dtype = backend.standardize_dtype(x.dtype)
+    _, largest = _gradients.dtype_range(dtype)
+    if value > largest:
+        raise ValueError(
+            f"Argument `{name}` must be at most {largest:g}, the largest {dtype} number, to be "
+            f"computed with an input of that dtype; cast the input to a wider float dtype. "
+            f"Received: {name}={value}"
+        )
+
+
+def _underflows(width: float, x) -> bool:
+    """A width below the dtype's smallest normal number: the band vanishes (see `smelu`)."""
+    return width < _gradients.dtype_range(x.dtype)[0]
+
+
+def _check_tensor(value, name: str, x, *, width: bool) -> None:
+    """Checks a tensor parameter's values where they are known now (eager), with the same
+    messages as for numbers; in a traced graph see `smelu` for what invalid values give."""
+    known = _concrete(value)
+    if known is None or known.dtype.kind not in "iuf":
+        return
+    known = known.astype(np.float64)
+    bad = ~np.isfinite(known) | (known < 0) if width else ~np.isfinite(known)
+    if bad.any():
+        expected = "finite numbers >= 0" if width else "finite numbers"
+        raise ValueError(
+            f"Argument `{name}` must hold {expected}. Received: {name} with "
+            f"{int(bad.sum())} invalid value(s) out of {known.size}, e.g. {known[bad].flat[0]}"
+        )
+    if width and known.size:
+        _check_fits_dtype(name, float(known.max()), x)
 
 
 def _as_float_tensor(x):
@@ -89,14 +148,31 @@ def smelu(x, beta=DEFAULT_BETA):
     `(x + beta)**2 / (4 * beta)` if `-beta < x < beta`,
     `x` if `x >= beta`.
 
-    It equals ReLU convolved with a box of width `2 * beta`; `beta=0` is exactly ReLU. Its
-    gradient `clip((x + beta) / (2 * beta), 0, 1)` is computed from one saved tensor.
+    It equals ReLU convolved with a box of width `2 * beta`, and
+    `beta * keras.ops.sparse_plus(x / beta)`; `beta=0` is exactly ReLU. Its gradient
+    `clip((x + beta) / (2 * beta), 0, 1)` is computed from one saved tensor. The computation
+    never squares a number larger than the result, so it is finite wherever the true value is,
+    in every float dtype (float16 and mixed precision included).
+
+    Widths at the edges of the input's dtype:
+
+    - a width below the dtype's smallest normal number (about 6.1e-5 in float16, 1.2e-38 in
+      float32, including subnormal widths) is exactly ReLU: the band is narrower than the
+      dtype resolves, and the result is within `beta / 4` of ReLU's;
+    - a width above the dtype's largest finite number is refused with a `ValueError`.
+
+    Tensor widths (a learnable width, a per-unit width) are checked like numbers where their
+    values are known (eager execution): a negative, NaN or infinite value raises the same
+    `ValueError`. Inside a traced graph (`jax.jit`, `tf.function`), where values are unknown,
+    a width of 0 (or one below the smallest normal number) gives exactly ReLU and a negative,
+    NaN or infinite width gives NaN outputs, so that an invalid width is never mistaken for a
+    result.
 
     Args:
         x: Input tensor. Integer inputs are cast to floatx; float dtypes are kept.
-        beta: Half-width of the quadratic band, a non-negative float, or a tensor broadcastable
-            to `x` holding positive values (a learnable width). Defaults to `DEFAULT_BETA`
-            (0.5).
+        beta: Half-width of the quadratic band: a non-negative number (or 0-d NumPy array),
+            or a tensor broadcastable to `x` (e.g. a learnable or per-unit width; its gradient
+            comes back in its own dtype). Defaults to `DEFAULT_BETA` (0.5).
 
     Returns:
         A tensor of the same shape and (float) dtype as `x`.
@@ -111,12 +187,21 @@ def smelu(x, beta=DEFAULT_BETA):
         - [Shamir et al., 2020](https://arxiv.org/abs/2010.09931)
     """
     x = _as_float_tensor(x)
-    if _is_python_value(beta):
+    if _is_constant(beta):
         beta = _check_width(beta, "beta")
-        if beta == 0.0 or _below_resolution(beta, x):
+        _check_fits_dtype("beta", beta, x)
+        if _underflows(beta, x):
             return ops.relu(x)
         return _gradients.smelu_fixed(x, beta)
-    return _gradients.smelu_tensor(x, ops.cast(beta, x.dtype))
+    _check_tensor(beta, "beta", x, width=True)
+    return _gradients.smelu_tensor(x, beta)
+
+
+def _two_lines(x, slope_left, slope_right):
+    """g-SmeLU's limit for a band narrower than the dtype resolves: the lines meeting at 0."""
+    return ops.where(
+        x < 0, _gradients.scaled_line(x, slope_left), _gradients.scaled_line(x, slope_right)
+    )
 
 
 def generalized_smelu(x, alpha=DEFAULT_BETA, beta=DEFAULT_BETA, slope_left=0.0, slope_right=1.0):
@@ -129,11 +214,15 @@ def generalized_smelu(x, alpha=DEFAULT_BETA, beta=DEFAULT_BETA, slope_left=0.0, 
     `y = slope_left * x + (slope_right - slope_left) * u**2 / (2 * w)` in between,
     `y = y(beta) + slope_right * (x - beta)` if `x >= beta`.
 
-    `generalized_smelu(x, b, b, 0, 1) == smelu(x, b)`.
+    `generalized_smelu(x, b, b, 0, 1) == smelu(x, b)`. Widths follow `smelu`'s rules: each
+    width below the dtype's smallest normal number counts as 0 (both 0: the two lines meeting
+    at 0), one above its largest finite number is refused, and tensor parameters are checked
+    where their values are known; in a traced graph a negative, NaN or infinite width gives
+    NaN outputs, and `alpha = beta = 0` the two lines.
 
     Args:
         x: Input tensor.
-        alpha: Left half-width, `>= 0` (a float, or a tensor of positive values).
+        alpha: Left half-width, `>= 0` (a number, or a tensor broadcastable to `x`).
         beta: Right half-width, `>= 0`; `alpha + beta` must be positive.
         slope_left: Slope of the left line (0 for a SmeLU, e.g. 0.1 for a leaky variant).
         slope_right: Slope of the right line.
@@ -152,18 +241,43 @@ def generalized_smelu(x, alpha=DEFAULT_BETA, beta=DEFAULT_BETA, slope_left=0.0, 
     """
     x = _as_float_tensor(x)
     params = (alpha, beta, slope_left, slope_right)
-    if all(_is_python_value(p) for p in params):
+    if all(_is_constant(p) for p in params):
         alpha, beta = _check_band(alpha, beta)
         slope_left = _check_slope(slope_left, "slope_left")
         slope_right = _check_slope(slope_right, "slope_right")
-        if _below_resolution(alpha + beta, x):  # the two lines meeting at 0
-            return ops.where(
-                x < 0, _gradients.scaled_line(x, slope_left), _gradients.scaled_line(x, slope_right)
-            )
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            _check_fits_dtype(name, value, x)
+        alpha = 0.0 if _underflows(alpha, x) else alpha
+        beta = 0.0 if _underflows(beta, x) else beta
+        if _underflows(alpha + beta, x):
+            return _two_lines(x, slope_left, slope_right)
         return _gradients.generalized_smelu_fixed(x, alpha, beta, slope_left, slope_right)
-    return _gradients.generalized_smelu_tensor(
-        x, *(ops.cast(ops.convert_to_tensor(p), x.dtype) for p in params)
-    )
+    names = ("alpha", "beta", "slope_left", "slope_right")
+    for name, value in zip(names, params, strict=True):
+        if _is_constant(value):
+            check = _check_width if name in ("alpha", "beta") else _check_slope
+            check(value, name)
+        else:
+            _check_tensor(value, name, x, width=name in ("alpha", "beta"))
+    _check_known_band(alpha, beta)
+    return _gradients.generalized_smelu_tensor(x, *(_number_or_tensor(p) for p in params))
+
+
+def _number_or_tensor(value):
+    return float(_scalar(value)) if _is_constant(value) else value
+
+
+def _check_known_band(alpha, beta) -> None:
+    """Where both widths are known now, their sum must be positive everywhere (as numbers)."""
+    known = [_concrete(v) for v in (alpha, beta)]
+    if any(k is None for k in known):
+        return
+    total = np.asarray(known[0], np.float64) + np.asarray(known[1], np.float64)
+    if (total <= 0).any():
+        raise ValueError(
+            "Arguments `alpha` and `beta` must not both be 0: the quadratic band needs a "
+            f"positive width alpha + beta. Received: alpha + beta with minimum {total.min()}"
+        )
 
 
 # Smooth comparators. Each has a scale `s` (larger is closer to ReLU) and a width `1 / s`.

@@ -41,6 +41,7 @@ __all__ = [
 _LOGIT_EPS = 1e-7
 # Tolerance on "each row of a multiclass prediction sums to 1".
 _ROW_SUM_ATOL = 1e-3
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
@@ -112,36 +113,80 @@ def _is_distribution(array: np.ndarray) -> bool:
     return _in_unit_interval(array) and _row_sum_error(array) <= _ROW_SUM_ATOL
 
 
-def _check_probabilities(a: np.ndarray, b: np.ndarray, what: str) -> None:
+_LOGITS_HINT = "Apply a sigmoid/softmax to logits first."
+
+
+def _check_probabilities(a: np.ndarray, b: np.ndarray, what: str, hint: str = _LOGITS_HINT) -> None:
     for name, array in (("p1", a), ("p2", b)):
         if not _in_unit_interval(array):
             raise ValueError(
-                f"{what} expects probabilities in [0, 1], but `{name}` ranges over "
-                f"[{array.min()!r}, {array.max()!r}]. Apply a sigmoid/softmax to logits first."
+                f"{what} expects probabilities in [0, 1], but `{name}` has values outside, "
+                f"which look like logits or scores. {hint} "
+                f"Received: {name} ranging over [{array.min()!r}, {array.max()!r}]"
             )
 
 
-def _check_distributions(a: np.ndarray, b: np.ndarray, what: str) -> None:
-    _check_probabilities(a, b, what)
+def _check_distributions(a: np.ndarray, b: np.ndarray, what: str, hint: str = _LOGITS_HINT) -> None:
+    _check_probabilities(a, b, what, hint)
     for name, array in (("p1", a), ("p2", b)):
         worst = _row_sum_error(array)
         if worst > _ROW_SUM_ATOL:
+            row = int(np.argmax(np.abs(array.sum(axis=-1) - 1.0).reshape(-1)))
+            total = float(array.reshape(-1, array.shape[-1])[row].sum())
             raise ValueError(
-                f"{what} expects each row (last axis) to be a probability distribution summing "
-                f"to 1, but a row of `{name}` is off by {worst:.3g}."
+                f"{what} expects each row (last axis) of `{name}` to be a probability "
+                f"distribution summing to 1 (within {_ROW_SUM_ATOL}), but a row is off by "
+                f"{worst:.3g}. {hint} Received: {name} row {row} summing to {total!r}"
             )
+
+
+def _scale_of(*arrays: np.ndarray) -> float:
+    """A power of two to divide predictions by so that their sums and differences cannot
+    overflow float64; 1.0 (no change at all) unless the values are that large.
+
+    Dividing by a power of two is exact, so the scaled computation rounds exactly as the plain
+    one would have, had it not overflowed.
+    """
+    largest = max(float(np.max(np.abs(a))) for a in arrays)
+    size = max(a.size for a in arrays)
+    if largest <= _FLOAT64_MAX / (4.0 * size):  # sums of size |a - b| terms stay finite
+        return 1.0
+    return float(np.ldexp(1.0, int(np.frexp(largest)[1])))
+
+
+def _unscale(value: float, scale: float, what: str) -> float:
+    """`value * scale`, or a clear error where the result itself is beyond float64's range."""
+    with np.errstate(over="ignore"):
+        result = float(np.float64(value) * scale)
+    if not np.isfinite(result):
+        exponent = int(np.log2(scale))
+        raise ValueError(
+            f"{what} must fit a float64 (at most {_FLOAT64_MAX:.3g}) to be returned, but it is "
+            f"beyond that range: rescale the predictions (other units) first. "
+            f"Received: {what.lower()} = {value!r} * 2**{exponent}"
+        )
+    return result
 
 
 def _relative_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-entry `|a - b| / ((a + b) / 2)`, 0 where the denominator is 0."""
-    # Divide by the sum, then double: halving first would round subnormal sums to 0.
-    numerator = np.abs(a - b)
-    denominator = a + b
+    # Divide by the sum, then double: halving first would round subnormal sums to 0. Where
+    # the sum overflows (both near float64's largest), halve first instead: exact up there.
+    with np.errstate(over="ignore"):
+        numerator = np.abs(a - b)
+        denominator = a + b
+    huge = np.isinf(denominator) | np.isinf(numerator)
+    if huge.any():
+        numerator = np.where(huge, np.abs(a * 0.5 - b * 0.5), numerator)
+        denominator = np.where(huge, a * 0.5 + b * 0.5, denominator)
     ratio = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator != 0)
     return 2.0 * ratio
 
 
 def _relative_to_mean(a: np.ndarray, b: np.ndarray) -> float:
+    # A ratio of two means: the same at any scale, so computed where nothing can overflow.
+    scale = _scale_of(a, b)
+    a, b = a / scale, b / scale
     numerator = float(np.mean(np.abs(a - b)))
     denominator = abs(float(np.mean((a + b) / 2.0)))
     if numerator == 0.0:
@@ -205,7 +250,14 @@ def absolute_pd(p1: Any, p2: Any) -> float:
         [arXiv:2010.09931](https://arxiv.org/abs/2010.09931)
     """
     a, b = _validate_pair(p1, p2)
-    return float(np.mean(np.abs(a - b)))
+    return _mean_absolute_difference(a, b)
+
+
+def _mean_absolute_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """`mean(|a - b|)`, scaled first where the differences or their sum would overflow."""
+    scale = _scale_of(a, b)
+    value = float(np.mean(np.abs(a / scale - b / scale)))
+    return _unscale(value, scale, "The mean absolute difference")
 
 
 def relative_pd_to_mean(p1: Any, p2: Any) -> float:
@@ -267,19 +319,28 @@ def total_variation_pd(p1: Any, p2: Any) -> float:
     return float(np.mean(0.5 * np.sum(np.abs(a - b), axis=-1)))
 
 
-def top1_disagreement(p1: Any, p2: Any, *, threshold: float = 0.5) -> float:
+def top1_disagreement(
+    p1: Any, p2: Any, *, threshold: float = 0.5, from_logits: bool = False
+) -> float:
     """Top-1 disagreement ("churn"): the fraction of examples whose predicted class differs.
 
-    `mean(argmax(p1, -1) != argmax(p2, -1))` for multiclass scores of shape `(n, k)` (scores or
-    probabilities, only the argmax matters). One-dimensional inputs are binary scores, and the
-    predicted class is `p > threshold`.
+    `mean(argmax(p1, -1) != argmax(p2, -1))` for multiclass predictions of shape `(n, k)`.
+    One-dimensional inputs are binary, and the predicted class is `p > threshold`.
+
+    Predictions are probabilities unless `from_logits=True`: binary values must lie in
+    `[0, 1]` and multiclass rows must be distributions (in `[0, 1]`, summing to 1 within
+    1e-3), so that logits passed by mistake raise a `ValueError` instead of being compared
+    against a probability threshold.
 
     Args:
         p1: Predictions of the first replica, shape `(n, k)`, or `(n,)`/`(n, 1)` for binary.
             NumPy array or backend tensor.
         p2: Predictions of the second replica, same shape.
-        threshold: Decision threshold for binary predictions (0.5 for probabilities, 0 for
-            logits). Ignored for multiclass.
+        threshold: Decision threshold for binary predictions, a probability in `[0, 1]`
+            (with `from_logits=True` the logits are compared with `logit(threshold)`, 0 for
+            the default 0.5). Ignored for multiclass.
+        from_logits: Whether the predictions are logits (binary) or unnormalized scores
+            (multiclass) rather than probabilities.
 
     Returns:
         The disagreement rate as a Python float in `[0, 1]`.
@@ -288,13 +349,37 @@ def top1_disagreement(p1: Any, p2: Any, *, threshold: float = 0.5) -> float:
 
     >>> top1_disagreement([[0.6, 0.4], [0.2, 0.8]], [[0.4, 0.6], [0.1, 0.9]])
     0.5
+    >>> top1_disagreement([-1.0, 2.0], [1.0, 3.0], from_logits=True)
+    0.5
 
     Reference:
         [arXiv:2010.09931](https://arxiv.org/abs/2010.09931)
     """
+    if not isinstance(from_logits, bool):
+        raise ValueError(
+            f"Argument `from_logits` must be a bool. Received: from_logits={from_logits!r}"
+        )
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, np.floating, np.integer))
+        or not 0.0 <= float(threshold) <= 1.0
+    ):
+        raise ValueError(
+            "Argument `threshold` must be a probability in [0, 1] (with from_logits=True the "
+            f"logits are compared with its logit). Received: threshold={threshold!r}"
+        )
     a, b = _validate_pair(p1, p2)
+    hint = "Apply a sigmoid/softmax first, or pass from_logits=True."
     if a.ndim == 1:
-        return float(np.mean((a > threshold) != (b > threshold)))
+        if from_logits:
+            with np.errstate(divide="ignore"):
+                cut = float(np.log(threshold) - np.log1p(-threshold))
+        else:
+            _check_probabilities(a, b, "Top-1 disagreement", hint)
+            cut = float(threshold)
+        return float(np.mean((a > cut) != (b > cut)))
+    if not from_logits:
+        _check_distributions(a, b, "Top-1 disagreement", hint)
     return float(np.mean(np.argmax(a, axis=-1) != np.argmax(b, axis=-1)))
 
 
@@ -366,8 +451,14 @@ def shift_corrected_pd(
     else:
         if kind == "relative":
             _check_non_negative(a, b, "Relative PD")
+        # In units of `scale`, where the offset and the shifted values cannot overflow; every
+        # kind but the absolute one is scale-free.
+        scale = _scale_of(a, b)
+        a, b = a / scale, b / scale
         d = float(np.mean(a - b))
         q1, q2 = a - d / 2.0, b + d / 2.0
+        if kind == "absolute":
+            return _unscale(float(np.mean(np.abs(q1 - q2))), scale, "The absolute PD")
     if kind == "absolute":
         return float(np.mean(np.abs(q1 - q2)))
     if kind == "relative_to_mean":
@@ -480,8 +571,12 @@ class PairwisePD:
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     array = np.asarray(values, dtype=np.float64)
+    scale = _scale_of(array)  # PDs in the predictions' units may be huge (absolute PD)
+    array = array / scale
     std = float(np.std(array, ddof=1)) if array.size > 1 else 0.0
-    return float(np.mean(array)), std
+    return _unscale(float(np.mean(array)), scale, "The mean PD"), _unscale(
+        std, scale, "The PD spread"
+    )
 
 
 def pairwise_pd(predictions: Sequence[Any], kind: str = "relative", **kwargs: Any) -> PairwisePD:

@@ -71,7 +71,7 @@ def test_top1_disagreement_hand_computed():
     assert top1_disagreement(p1, p2) == pytest.approx(1 / 3)
     # Binary: class is p > threshold.
     assert top1_disagreement([0.4, 0.6, 0.7], [0.6, 0.6, 0.2]) == pytest.approx(2 / 3)
-    assert top1_disagreement([-1.0, 2.0], [1.0, 3.0], threshold=0.0) == pytest.approx(0.5)
+    assert top1_disagreement([-1.0, 2.0], [1.0, 3.0], from_logits=True) == pytest.approx(0.5)
 
 
 def test_shift_corrected_removes_a_pure_logit_offset():
