@@ -264,7 +264,7 @@ def read_rows(
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ValueError(
-            f"{path}:{line}: expected {encoding} text. Received the bytes "
+            f"{path}:{line}: expected {encoding.upper()} text. Received the bytes "
             f"{data[max(e.start - 10, 0) : e.end + 10]!r}."
         ) from None
     lines = text.splitlines()

@@ -153,7 +153,6 @@ def _read(file: Path, task: str) -> tuple[np.ndarray, list[list[str]], list[list
                     if len(parts) not in (2, 3):
                         raise ValueError
                     key = ":".join(str(int(p)) for p in parts[:-1])
-                    float(parts[-1])
                 except ValueError:
                     raise ValueError(
                         f"{file}:{number}: expected `idx:val` or `field:idx:val` with integer "

@@ -142,7 +142,7 @@ def read_csv_block(
     try:
         return pcsv.read_csv(
             pa.BufferReader(block.data),
-            read_options=pcsv.ReadOptions(column_names=list(names), block_size=1 << 24),
+            read_options=pcsv.ReadOptions(column_names=list(names), block_size=1 << 20),
             parse_options=pcsv.ParseOptions(
                 delimiter=delimiter, quote_char=False, ignore_empty_lines=True
             ),

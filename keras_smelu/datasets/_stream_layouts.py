@@ -106,7 +106,7 @@ def criteo_layout(path: str | os.PathLike | None) -> CriteoLayout:
              if (Path(os.environ[DATA_ENV_VAR]) / f).is_dir()),
             None,
         )  # fmt: skip
-    days = []
+    days = [folder] if folder is not None and DAY_FILE.match(folder.name) else []
     if folder is not None and folder.is_dir():
         days = [f for f in folder.iterdir() if f.is_file() and DAY_FILE.match(f.name)]
         days.sort(key=lambda f: int(DAY_FILE.match(f.name).group(1)))
@@ -218,7 +218,7 @@ class MovieLensLayout(Layout):
     def chunks(self, chunk_bytes, *, keys_only=False):
         names = ("user_id", "item_id", "rating", "timestamp")
         file = self.files[0]
-        kind = file.name if file.name in RATING_FILES else "u.data"
+        kind = movielens_format(file)
         types = {"timestamp": "int"}
         if not keys_only:
             types.update({"user_id": "int", "item_id": "int", "rating": "float"})
@@ -262,6 +262,17 @@ class MovieLensLayout(Layout):
                 file=0,
                 key=key,
             )
+
+
+def movielens_format(file: Path) -> str:
+    """Which release format a rating file has, by name, else by its first line."""
+    if file.name in RATING_FILES:
+        return file.name
+    with open(file, "rb") as f:
+        first = f.readline()
+    if b"::" in first:
+        return "ratings.dat"
+    return "ratings.csv" if b"," in first else "u.data"
 
 
 def movielens_layout(

@@ -8,11 +8,13 @@ for missing values (null or `""`) and for values without an id of their own.
   frequent first, ties by value: the same ids as the in-memory loaders. Its memory grows with the
   number of distinct values, not with the number of rows.
 - `HashedVocabulary` needs no counting pass and a fixed memory: `id = 1 + h(value) mod
-  (hash_buckets - 1)` with a fixed 64-bit hash (FNV-1a over the UTF-8 bytes of a string, the
-  value itself for an integer, then a SplitMix64 mix), so ids are the same in every process.
+  (hash_buckets - 1)` with a fixed 64-bit hash (the value itself for an integer or a string of
+  at most 8 bytes, FNV-1a over the UTF-8 bytes of a longer string, then a SplitMix64 mix), so
+  ids are the same in every process.
 
-Lookups go through 64-bit keys of the values (exact for integers; FNV-1a for strings, whose
-collisions among a vocabulary's values are detected and refused).
+Lookups go through 64-bit keys of the values (exact for integers and for strings of at most
+8 bytes; FNV-1a for longer strings, whose collisions among a vocabulary's values are detected
+and refused).
 """
 
 from __future__ import annotations
@@ -52,11 +54,40 @@ def keys64(values) -> tuple[np.ndarray, np.ndarray]:
         else np.zeros(0, np.uint8)
     )
     starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets)
-    h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
-    for j in range(int(lengths.max(initial=0))):  # one vector step per character position
-        live = np.flatnonzero(lengths > j)
-        h[live] = (h[live] ^ data[starts[live] + j]) * _FNV_PRIME
-    return h, missing
+    return _fnv1a(data, starts, lengths), missing
+
+
+def _fnv1a(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """64-bit keys of the byte strings `data[starts[i] : starts[i] + lengths[i]]`.
+
+    A string of at most 8 bytes is its own key (its bytes, zero-padded, read as an integer:
+    exact); a longer one is hashed with FNV-1a 64.
+    """
+    n = len(starts)
+    width = int(lengths.max(initial=0))
+    if width == 0:
+        return np.zeros(n, dtype=np.uint64)
+    present = lengths > 0
+    if width <= 8 and np.all(lengths[present] == width):  # e.g. Criteo: all 8 hex digits
+        text = np.zeros((int(present.sum()), 8), dtype=np.uint8)
+        first = int(starts[present][0])  # the present strings are contiguous in `data`
+        text[:, :width] = data[first : first + len(text) * width].reshape(-1, width)
+        keys = np.zeros(n, dtype=np.uint64)
+        keys[present] = text.view(np.uint64).ravel()
+        return keys
+    position = np.arange(8)
+    text = data[np.minimum(starts[:, None] + position, len(data) - 1)]
+    text[position >= lengths[:, None]] = 0
+    keys = np.ascontiguousarray(text).view(np.uint64).ravel()
+    long = np.flatnonzero(lengths > 8)
+    if len(long):
+        starts, lengths = starts[long], lengths[long]
+        h = np.full(len(long), _FNV_OFFSET, dtype=np.uint64)
+        for j in range(int(lengths.max())):  # only the strings that still have a byte at j
+            live = np.flatnonzero(lengths > j)
+            h[live] = (h[live] ^ data[starts[live] + j]) * _FNV_PRIME
+        keys[long] = h
+    return keys
 
 
 def mix64(keys: np.ndarray) -> np.ndarray:
