@@ -12,7 +12,9 @@ overflows float16 from `beta = 128` (float32 from about 1e19) although the resul
   (`c / (4 beta) <= 1/2` in the band), `dy/dx = min(c / (2 beta), 1)`;
 - otherwise (tensor widths, and fixed widths whose reciprocal is subnormal in the dtype):
   halves first, `c = relu(x / 2 + beta / 2)`, `r = min(c / beta, 1)`, `y = c * r`,
-  `dy/dx = r`, `dy/dbeta = r (1 - r)` (`(beta^2 - x^2) / (4 beta^2)` inside the band).
+  `dy/dx = r`, `dy/dbeta = r (1 - r)` (`(beta^2 - x^2) / (4 beta^2)` inside the band). The
+  division scales a huge `beta` down first: XLA on a CPU divides through the reciprocal,
+  which is flushed to 0 once it is subnormal.
 
 g-SmeLU is the same with `c = relu(x / 2 + alpha / 2)`, `h = (alpha + beta) / 2`,
 `r = min(c / h, 1)` and the ramp's share of `y`, `q = c * r` (`u^2 / (2 w)`), `d = g_r - g_l`:
@@ -43,9 +45,28 @@ DTYPE_RANGE = {
 }
 
 
+# About the square root of each dtype's largest number. XLA on a CPU divides through the
+# reciprocal, which flushes to 0 above 1 / (smallest normal): divisors larger than this are
+# scaled down by it first, exactly (a power of two).
+_DIVISOR_SCALE = {"float16": 2.0**7, "bfloat16": 2.0**63, "float32": 2.0**63, "float64": 2.0**511}
+
+
 def dtype_range(dtype) -> tuple[float, float]:
     """`(smallest normal, largest finite)` of a float dtype."""
     return DTYPE_RANGE[backend.standardize_dtype(dtype)]
+
+
+def _ratio(numerator, denominator, dtype):
+    """`numerator / denominator` for a positive tensor `denominator` up to the dtype's
+    largest number, whose reciprocal may be subnormal: both are scaled down first where
+    it is large (`denominator` is small: a width per layer or unit)."""
+    scale = _DIVISOR_SCALE[backend.standardize_dtype(dtype)]
+    down = ops.where(
+        denominator > scale,
+        ops.full_like(denominator, 1.0 / scale),
+        ops.ones_like(denominator),
+    )
+    return (numerator * down) / (denominator * down)
 
 
 def _upstream(args, upstream):
@@ -121,7 +142,7 @@ def smelu_tensor(x, beta):
         width = effective_width(beta, x.dtype)
         denominator = ops.maximum(width, tiny)  # 0 (ReLU) divides safely; NaN stays NaN
         c = ops.relu(x * 0.5 + width * 0.5)
-        r = ops.minimum(c / denominator, 1.0)
+        r = ops.minimum(_ratio(c, denominator, x.dtype), 1.0)
         y = ops.where(x >= width, x, c * r)
 
         def grad(*args, upstream=None):
@@ -155,7 +176,10 @@ def generalized_smelu_fixed(x, alpha, beta, slope_left, slope_right):
     offset = d * (0.5 * alpha - 0.5 * beta)
     fast = _fast_form_fits(w, x.dtype)
     inv_2w = 1.0 / (2.0 * w)
-    half_alpha, half_w = 0.5 * alpha, 0.5 * w
+    half_alpha = 0.5 * alpha
+    # The wide form's ramp c / (w / 2), as (c * down) / (w / 2 * down) with a normal reciprocal.
+    down = 1.0 / _DIVISOR_SCALE[backend.standardize_dtype(x.dtype)]
+    inv_half_w = 1.0 / (0.5 * w * down)
 
     @ops.custom_gradient
     def _gsmelu(x):
@@ -163,9 +187,9 @@ def generalized_smelu_fixed(x, alpha, beta, slope_left, slope_right):
             c = ops.relu(x + alpha)
             ramp = c * inv_2w  # r / 2, at most 1/2 in the band
             share = c * ramp
-        else:  # a band too wide for the dtype's reciprocal: halves, and a division
+        else:  # a band too wide for the dtype's reciprocal: halves, and both scaled down
             c = ops.relu(x * 0.5 + half_alpha)
-            ramp = ops.minimum(c / half_w, 1.0)
+            ramp = ops.minimum((c * down) * inv_half_w, 1.0)
             share = c * ramp
         band = share if d == 1.0 else d * share
         if not _is_zero(slope_left):
@@ -200,7 +224,7 @@ def generalized_smelu_tensor(x, alpha, beta, slope_left, slope_right):
         d = g_r - g_l
         half_w = ops.maximum(a * 0.5 + b * 0.5, tiny)  # both 0: the two lines meeting at 0
         c = ops.relu(x * 0.5 + a * 0.5)
-        r = ops.minimum(c / half_w, 1.0)
+        r = ops.minimum(_ratio(c, half_w, x.dtype), 1.0)
         share = c * r
         band = scaled_line(x, g_l) + d * share
         right = scaled_line(x, g_r) + d * (a * 0.5 - b * 0.5)

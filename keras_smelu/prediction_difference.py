@@ -151,7 +151,8 @@ def _scale_of(*arrays: np.ndarray) -> float:
     size = max(a.size for a in arrays)
     if largest <= _FLOAT64_MAX / (4.0 * size):  # sums of size |a - b| terms stay finite
         return 1.0
-    return float(np.ldexp(1.0, int(np.frexp(largest)[1])))
+    # Scaled values below 2 in magnitude (2**1024 itself is beyond float64).
+    return float(np.ldexp(1.0, int(np.frexp(largest)[1]) - 1))
 
 
 def _unscale(value: float, scale: float, what: str) -> float:

@@ -158,6 +158,84 @@ def test_total_variation_validates_rows():
         total_variation_pd([1.5], [0.5])
 
 
+def test_top1_refuses_logits_unless_told():
+    logits = [-1.2, 0.3, 2.5]
+    with pytest.raises(ValueError, match=r"`p1` has values outside.*logits.*from_logits=True"):
+        top1_disagreement(logits, [0.1, 0.5, 0.9])
+    with pytest.raises(ValueError, match=r"`p2` has values outside"):
+        top1_disagreement([[0.2, 0.8]], [[-1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"each row \(last axis\) of `p2`.*summing to 1.*row 1"):
+        top1_disagreement([[0.2, 0.8], [0.5, 0.5]], [[0.2, 0.8], [0.3, 0.3]])
+    # Told they are logits/scores: the classes are those of their probabilities.
+    z1 = np.array([-1.2, 0.3, 2.5, -0.1])
+    z2 = np.array([0.4, -0.2, 1.5, 0.2])
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    for threshold in (0.5, 0.3, 0.8):
+        assert top1_disagreement(z1, z2, from_logits=True, threshold=threshold) == (
+            top1_disagreement(sigmoid(z1), sigmoid(z2), threshold=threshold)
+        )
+    scores = np.array([[3.0, -1.0, 0.5], [0.1, 0.2, 7.0]])
+    softmax = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    other = scores[:, ::-1]
+    other_softmax = softmax[:, ::-1]
+    assert top1_disagreement(scores, other, from_logits=True) == top1_disagreement(
+        softmax, other_softmax
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"threshold": 1.5}, "`threshold` must be a probability"),
+        ({"threshold": "half"}, "`threshold` must be a probability"),
+        ({"from_logits": "yes"}, "`from_logits` must be a bool"),
+    ],
+)
+def test_top1_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        top1_disagreement([0.2], [0.7], **kwargs)
+
+
+# Huge finite predictions (regression outputs in extreme units): sums overflow float64 long
+# before the PD does. Scale-free measures must equal their value on rescaled inputs; the
+# absolute one must scale with the inputs.
+HUGE = 2.0**1020  # about 1.1e307; eight of them sum beyond float64's range
+
+
+def _huge_pair():
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0.5, 1.5, size=16)
+    b = rng.uniform(0.5, 1.5, size=16)
+    return a, b
+
+
+def test_means_of_huge_predictions_do_not_overflow():
+    a, b = _huge_pair()
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.sum((a + b) * HUGE))  # the naive sum overflows
+    assert relative_pd_to_mean(a * HUGE, b * HUGE) == pytest.approx(
+        relative_pd_to_mean(a, b), rel=1e-12
+    )
+    assert relative_pd(a * HUGE * 8, b * HUGE * 8) == pytest.approx(relative_pd(a, b), rel=1e-12)
+    assert absolute_pd((a + 8) * HUGE, (b - 8) * HUGE) == pytest.approx(
+        absolute_pd(a + 8, b - 8) * HUGE, rel=1e-12
+    )
+    for kind in ("absolute", "relative_to_mean", "relative"):
+        small = shift_corrected_pd(a, b, kind=kind, space="identity")
+        big = shift_corrected_pd(a * HUGE, b * HUGE, kind=kind, space="identity")
+        factor = HUGE if kind == "absolute" else 1.0
+        assert big == pytest.approx(small * factor, rel=1e-9)
+    result = pairwise_pd([a * HUGE * 8, b * HUGE * 8, -a * HUGE * 8], kind="absolute")
+    reference = pairwise_pd([a, b, -a], kind="absolute")
+    assert result.mean == pytest.approx(reference.mean * HUGE * 8, rel=1e-12)
+    assert result.std == pytest.approx(reference.std * HUGE * 8, rel=1e-12)
+
+
+def test_a_pd_beyond_float64_is_refused():
+    with pytest.raises(ValueError, match="must fit a float64"):
+        absolute_pd([1.5e308, 1.0e308], [-1.5e308, -1.0e308])
+
+
 def test_shift_corrected_argument_errors():
     with pytest.raises(ValueError, match="`kind` must be one of"):
         shift_corrected_pd([0.5], [0.5], kind="top1")
