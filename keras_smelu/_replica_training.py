@@ -64,8 +64,9 @@ class PairResult:
         pair: 1-based pair index (pair k uses the same seeds in every run with one base seed).
         seeds: `{"pair", "init": [a, b], "order": [a, b], "train"}`.
         initial_weights: A digest of each replica's initial weights.
-        replicas: Per replica: `{"replica": "a"|"b", "train_loss": [...], "metrics": [...]}`
-            (one entry per epoch).
+        replicas: Per replica: `{"replica": "a"|"b", "train_loss": [...], "metrics": [...],
+            "prediction_std": [...]}` (one entry per epoch; `prediction_std` is the standard
+            deviation of its evaluation predictions: 0 for a model that predicts a constant).
         pd: Per epoch, every PD kind recorded for the task.
         train_seconds: Wall time spent in `fit`, `evaluate` and `predict`.
     """
@@ -128,7 +129,8 @@ def train_pair(
     pair_model = compile_pair(*replicas) if state.fuse else None
     order_rngs = [np.random.default_rng(seeds["order"][r]) for r in range(2)]
     records: list[dict[str, Any]] = [
-        {"replica": name, "train_loss": [], "metrics": []} for name in REPLICA_NAMES
+        {"replica": name, "train_loss": [], "metrics": [], "prediction_std": []}
+        for name in REPLICA_NAMES
     ]
     predictions: list[list[np.ndarray]] = [[], []]
     seconds = 0.0
@@ -165,6 +167,7 @@ def train_pair(
                 state.pd_kind = resolve_pd_kind(pd, state.task)
             records[r]["train_loss"].append(train_losses[r])
             records[r]["metrics"].append(metrics)
+            records[r]["prediction_std"].append(float(np.std(preds)))
             predictions[r].append(preds)
             if say:
                 shown = ", ".join(f"{key}={value:.4g}" for key, value in metrics.items())

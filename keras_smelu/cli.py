@@ -1,16 +1,20 @@
 """The `keras-smelu` command: run tuning jobs, report on their results, run the demo.
 
     keras-smelu tune JOB.toml [--trials N] [--storage URL] [--output DIR] [--set S.F=V ...]
+                              [--new-study]
     keras-smelu report DIR
     keras-smelu demo [--output DIR] [--trials N]
 
 Each subcommand parses its arguments, calls the library and returns an exit code: 0 done,
-2 a bad job or argument (nothing trained), 130 interrupted (completed trials kept).
+2 a bad job or argument, or a resume of another experiment (one line; nothing trained),
+1 a failure the run could not get past, such as a full disk (one line; completed trials are
+kept in the study), 130 interrupted (completed trials kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from importlib import resources
@@ -38,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECTION.FIELD=VALUE",
         help="override a job field, e.g. --set training.pairs=5 (repeatable)",
     )
+    tune.add_argument(
+        "--new-study",
+        action="store_true",
+        help="if the stored study ran another experiment (data, model, settings, versions), "
+        "run a new study beside it instead of refusing",
+    )
 
     report = sub.add_parser("report", help="print the frontier tables of a results folder")
     report.add_argument("directory", type=Path, help="a folder holding results.json")
@@ -59,20 +69,64 @@ def _quiet_framework_logs() -> None:
 
     warnings.filterwarnings("ignore", module="optuna")
     warnings.filterwarnings("ignore", message=".*experimental.*")
+    # JAX's compilation cache is a speed-up only: a full disk is reported once, by us.
+    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache")
     # Every replica is a new model, so tf.function traces anew by design: not worth a warning.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+def _fail(message: object, code: int = 2) -> int:
+    print(f"keras-smelu: {message}", file=sys.stderr)
+    return code
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a full disk: ENOSPC, or SQLite's "database or
+    disk is full" inside a storage error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if "disk is full" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _check_run_arguments(job, args) -> None:
+    """The checks of the command line that need no training: `--trials`, `--output`,
+    `--storage` and a grid's size."""
+    from keras_smelu.tuning import JobError
+    from keras_smelu.tuning._backends import check_grid_trials
+
+    trials = args.trials if args.trials is not None else job.job.trials
+    if args.trials is not None and args.trials < 1:
+        raise JobError(f"--trials: expected an integer >= 1, got {args.trials}")
+    output = args.output if args.output is not None else job.output_dir()
+    if output.exists() and not output.is_dir():
+        raise JobError(f"--output: expected a folder, got {str(output)!r}, which is a file")
+    storage = getattr(args, "storage", None)
+    if storage and job.job.backend == "optuna":
+        from keras_smelu.tuning._optuna_backend import check_storage_url
+
+        check_storage_url(storage)
+    if job.job.sampler == "grid":
+        check_grid_trials(trials)
+
+
 def _run_job(job_path, args, overrides=()) -> int:
-    from keras_smelu.tuning import JobError, load_job, tune_job
+    from keras_smelu.tuning import load_job, tune_job
 
     try:
         job = load_job(job_path, overrides=list(overrides))
-        if args.trials is not None and args.trials < 1:
-            raise JobError(f"--trials: expected an integer >= 1, got {args.trials}")
-    except (JobError, FileNotFoundError) as error:
-        print(f"keras-smelu: {error}", file=sys.stderr)
-        return 2
+        _check_run_arguments(job, args)
+    except ValueError as error:  # JobError included
+        return _fail(error)
+    except IsADirectoryError:
+        return _fail(f"{job_path}: expected a job file, got a folder")
+    except OSError as error:  # missing or unreadable job file
+        return _fail(f"{job_path}: {error.strerror or error}")
     try:
         tune_job(
             job,
@@ -80,9 +134,21 @@ def _run_job(job_path, args, overrides=()) -> int:
             storage=getattr(args, "storage", None),
             output=args.output,
             verbose=0 if args.quiet else 1,
+            on_mismatch="new_study" if getattr(args, "new_study", False) else "error",
         )
     except KeyboardInterrupt:
         return 130
+    except ValueError as error:  # a bad setting found once the data and models are known
+        return _fail(error)
+    except Exception as error:
+        if _disk_full(error):
+            return _fail(
+                "disk full: the run stopped; completed trials are kept in the study and no "
+                "partial result file was left. Free some space and run the same command to "
+                "resume.",
+                code=1,
+            )
+        raise
     return 0
 
 
@@ -91,10 +157,16 @@ def _report(args) -> int:
 
     try:
         report = TuningReport.load(args.directory)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"keras-smelu: {error}", file=sys.stderr)
-        return 2
-    print(report.summary())
+        summary = report.summary()
+    except FileNotFoundError as error:
+        return _fail(error)
+    except IsADirectoryError:
+        return _fail(f"{args.directory}: its results.json is a folder, not a results file")
+    except (ValueError, TypeError, KeyError, AttributeError) as error:  # malformed fields
+        return _fail(
+            f"{args.directory}: not a readable results file ({type(error).__name__}: {error})"
+        )
+    print(summary)
     if args.plot:
         for path in report.plot(args.directory):
             print(f"Wrote: {path}")

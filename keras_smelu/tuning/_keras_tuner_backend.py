@@ -15,8 +15,9 @@ Everything lives in the project folder `<directory>/<project_name>/`:
 - `oracle.json`, `tuner0.json`, `trial_<id>/trial.json`: keras-tuner's own state (resumable);
 - `trial_<id>/record.json`: our `TrialRecord` of each finished trial, failed ones included;
 - `reference.json`: the ReLU reference's record (evaluated once);
-- `keras_smelu.json`: the model, sampler, space and training settings of the project, checked
-  when a run resumes, so that trials trained differently are never mixed.
+- `keras_smelu.json`: the model, sampler, space, training settings and experiment fingerprint
+  (data, model config, versions) of the project, checked when a run resumes, so that trials
+  of different experiments are never mixed.
 
 Importing this module imports keras-tuner (an optional dependency); `keras_smelu.tuning`
 imports it only when the keras-tuner backend is used.
@@ -35,8 +36,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from keras_smelu.tuning._backends import BACKENDS, check_grid_trials
+from keras_smelu.tuning._files import write_text
+from keras_smelu.tuning._fingerprint import experiment_fingerprint, suffixed_names
 from keras_smelu.tuning._imports import import_optional
-from keras_smelu.tuning._results import TrialRecord, TuningResult, _decode, _dumps, _write_text
+from keras_smelu.tuning._record import TrialRecord, decode, dumps
+from keras_smelu.tuning._results import TuningResult
 from keras_smelu.tuning._space import SearchPoint, SearchSpace
 from keras_smelu.tuning._trial import (
     REFERENCE_POINT,
@@ -48,11 +53,10 @@ from keras_smelu.tuning._trial import (
     setup_changes,
     takes_hp,
 )
-from keras_smelu.tuning._tuner import SAMPLERS as BACKEND_SAMPLERS
 
 keras_tuner = import_optional("keras_tuner", "The keras-tuner tuning backend")
 
-SAMPLERS = BACKEND_SAMPLERS["keras_tuner"]
+SAMPLERS = BACKENDS["keras_tuner"].samplers
 RECORD_FILE = "record.json"
 REFERENCE_FILE = "reference.json"
 CONFIG_FILE = "keras_smelu.json"
@@ -95,6 +99,8 @@ def make_oracle(
             f"Argument `sampler` must be one of {SAMPLERS} for the keras-tuner backend. "
             f"Received: sampler={sampler!r}"
         )
+    if sampler == "grid":
+        check_grid_trials(trials)
     objective = [
         keras_tuner.Objective(name, _DIRECTIONS[direction])
         for name, direction in zip(settings.objective_names, settings.directions, strict=True)
@@ -219,6 +225,9 @@ class SmoothnessTuner(keras_tuner.Tuner):
         timeout: Start no new trial after this many seconds of `search`.
         progress: Called after the reference and each trial with
             `(record, finished search trials, trials)`.
+        fingerprint: The experiment's fingerprint (`_fingerprint.experiment_fingerprint`:
+            data, model, versions), checked with the settings when the project resumes;
+            `None` checks the settings only.
 
     Example:
 
@@ -243,6 +252,7 @@ class SmoothnessTuner(keras_tuner.Tuner):
         overwrite: bool = False,
         timeout: float | None = None,
         progress: Callable[[TrialRecord, int, int], None] | None = None,
+        fingerprint: Mapping[str, Any] | None = None,
     ):
         space.validate()
         if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -260,7 +270,7 @@ class SmoothnessTuner(keras_tuner.Tuner):
         directory = str(directory) if directory is not None else "."
         project_name = project_name or model_name
         # keras-tuner's oracle state belongs to its sampler: a resume must keep it too.
-        config = comparable_setup(space, settings, model=model_name, sampler=sampler)
+        config = comparable_setup(space, settings, fingerprint, model=model_name, sampler=sampler)
         config_path = Path(directory) / project_name / CONFIG_FILE
         if not overwrite:
             _check_project_config(config_path, config)
@@ -275,7 +285,7 @@ class SmoothnessTuner(keras_tuner.Tuner):
             project_name=project_name,
             overwrite=overwrite,
         )
-        _write_text(config_path, _dumps(config, indent=2) + "\n")
+        write_text(config_path, dumps(config, indent=2) + "\n")
 
     # -- trials
 
@@ -343,7 +353,7 @@ class SmoothnessTuner(keras_tuner.Tuner):
             record = failed_record(
                 REFERENCE_POINT, model_name=self.model_name, number=number, reason=str(error)
             )
-        _write_text(path, _dumps(record.to_dict(), indent=2) + "\n")
+        write_text(path, dumps(record.to_dict(), indent=2) + "\n")
         if self.oracle.verbose and not record.is_complete:
             print(f"ReLU reference failed: {record.fail_reason}")
         if self.progress is not None:
@@ -426,7 +436,7 @@ class SmoothnessTuner(keras_tuner.Tuner):
 
     def _save_record(self, trial_id: str, record: TrialRecord) -> None:
         path = Path(self.get_trial_dir(trial_id)) / RECORD_FILE
-        _write_text(path, _dumps(record.to_dict(), indent=2) + "\n")
+        write_text(path, dumps(record.to_dict(), indent=2) + "\n")
 
 
 def tune_keras_tuner(
@@ -446,6 +456,8 @@ def tune_keras_tuner(
     timeout: float | None = None,
     progress: Callable[[TrialRecord, int, int], None] | None = None,
     verbose: int = 1,
+    fingerprint: Mapping[str, Any] | None = None,
+    on_mismatch: str = "error",
 ) -> TuningResult:
     """Runs (or resumes) the keras-tuner search of one model; returns all its trials.
 
@@ -453,7 +465,9 @@ def tune_keras_tuner(
     search trials until the project holds `trials` of them. With `overwrite=False` (default) an
     existing project is resumed: its oracle is reloaded, finished trials (complete or failed)
     are not run again, a trial interrupted mid-way runs again with the same hyperparameters.
-    Resuming with a different model, sampler, space or training settings raises `ValueError`.
+    Resuming another experiment (model, sampler, space, training settings, data, model config,
+    package versions) raises `ValueError` naming what changed, or with
+    `on_mismatch="new_study"` runs in a new project `<project_name>.2` (`.3`, ...).
 
     Args:
         model_name: Name of the model (in every record).
@@ -476,10 +490,38 @@ def tune_keras_tuner(
         verbose: 0: silent; 1: keras-tuner's progress (a table per trial; its "Best
             multi_objective So Far" is the sum of the objectives, not our frontier) and the
             reason of each failed trial.
+        fingerprint: More entries that define the experiment (e.g. a job's `[data]` and
+            `[model]` sections), besides those measured here.
+        on_mismatch: `"error"` (default) or `"new_study"`.
 
     Returns:
         The `TuningResult` of every finished trial of the project, this run's or not.
     """
+    from keras_smelu.tuning._optuna_backend import ON_MISMATCH
+
+    if on_mismatch not in ON_MISMATCH:
+        raise ValueError(
+            f"Argument `on_mismatch` must be one of {ON_MISMATCH}; received: "
+            f"on_mismatch={on_mismatch!r}"
+        )
+    if sampler == "grid":
+        check_grid_trials(trials)
+    hp_builder = takes_hp(builder)
+
+    def build(activation):  # builders of the hp form are fingerprinted with default values
+        if hp_builder:
+            return builder(activation, keras_tuner.HyperParameters())
+        return builder(activation)
+
+    experiment = experiment_fingerprint(build, train_data, eval_data, fingerprint)
+    project_name = project_name or model_name
+    if not overwrite:
+        project_name = _project_for(
+            Path(directory),
+            project_name,
+            comparable_setup(space, settings, experiment, model=model_name, sampler=sampler),
+            on_mismatch,
+        )
     quiet = contextlib.redirect_stdout(io.StringIO()) if not verbose else contextlib.nullcontext()
     with quiet:  # keras-tuner prints "Reloading Tuner from ..." unconditionally
         tuner = SmoothnessTuner(
@@ -495,9 +537,50 @@ def tune_keras_tuner(
             overwrite=overwrite,
             timeout=timeout,
             progress=progress,
+            fingerprint=experiment,
         )
     tuner.search(train_data, eval_data, verbose=verbose)
     return tuner.result()
+
+
+def optimize(
+    model_name: str,
+    builder: Callable[..., Any],
+    train_data: Any,
+    eval_data: Any,
+    space: SearchSpace,
+    settings: TrialSettings,
+    *,
+    trials: int,
+    storage: str,
+    study_name: str,
+    sampler: str,
+    seed: int,
+    timeout: float | None,
+    progress: Callable[[TrialRecord, int, int], None] | None,
+    fingerprint: Mapping[str, Any] | None = None,
+    on_mismatch: str = "error",
+) -> TuningResult:
+    """`tune`'s entry point: `tune_keras_tuner` with the storage folder as `directory` and
+    the study name as `project_name`."""
+    return tune_keras_tuner(
+        model_name,
+        builder,
+        train_data,
+        eval_data,
+        space,
+        settings,
+        trials=trials,
+        directory=storage,
+        project_name=study_name,
+        sampler=sampler,
+        seed=seed,
+        timeout=timeout,
+        progress=progress,
+        verbose=1 if progress else 0,
+        fingerprint=fingerprint,
+        on_mismatch=on_mismatch,
+    )
 
 
 def load_result(
@@ -588,20 +671,46 @@ def _record_of(
 
 
 def _read_record(path: Path) -> TrialRecord:
-    return TrialRecord.from_dict(_decode(json.loads(path.read_text(encoding="utf-8"))))
+    return TrialRecord.from_dict(decode(json.loads(path.read_text(encoding="utf-8"))))
+
+
+def _project_changes(path: Path, config: Mapping[str, Any]) -> list[str]:
+    """What differs between a project's stored config and `config` (nothing when new)."""
+    if not path.exists():
+        return []
+    stored = decode(json.loads(path.read_text(encoding="utf-8")))
+    return setup_changes(stored, config)
 
 
 def _check_project_config(path: Path, config: Mapping[str, Any]) -> None:
-    if not path.exists():
-        return
-    stored = _decode(json.loads(path.read_text(encoding="utf-8")))
-    differences = setup_changes(stored, config)
+    differences = _project_changes(path, config)
     if differences:
         raise ValueError(
             f"The keras-tuner project in {str(path.parent)!r} was started with other settings "
             f"({'; '.join(differences)}); its trials would not be comparable. Pass "
-            "overwrite=True to start afresh, or use another directory or project name."
+            "overwrite=True to start afresh, use another directory or project name, or start "
+            "a new study (tune(..., on_mismatch='new_study'); keras-smelu tune --new-study)."
         )
+
+
+def _project_for(
+    directory: Path, project_name: str, config: Mapping[str, Any], on_mismatch: str
+) -> str:
+    """`project_name`, or with `on_mismatch="new_study"` the first of `project_name.2`,
+    `.3`, ... that is new or holds the same experiment."""
+    for name in suffixed_names(project_name):
+        path = directory / name / CONFIG_FILE
+        if not _project_changes(path, config):
+            if name != project_name:
+                print(
+                    f"Project {project_name!r} holds another experiment: running a new "
+                    f"project {name!r}.",
+                    file=sys.stderr,
+                )
+            return name
+        if on_mismatch == "error":
+            _check_project_config(path, config)
+    raise ValueError(f"every project name from {project_name!r} to {name!r} holds other settings")
 
 
 @contextlib.contextmanager

@@ -12,7 +12,9 @@ import contextlib
 import dataclasses
 import os
 import random
+import re
 import socket
+import sys
 import time
 import warnings
 import zlib
@@ -27,8 +29,11 @@ try:
 except ImportError:  # pragma: no cover - Windows: no lock between local workers
     fcntl = None
 
+from keras_smelu.tuning._backends import BACKENDS, check_grid_trials
+from keras_smelu.tuning._fingerprint import experiment_fingerprint, suffixed_names
 from keras_smelu.tuning._imports import import_optional
-from keras_smelu.tuning._results import TrialRecord, TuningResult
+from keras_smelu.tuning._record import TrialRecord
+from keras_smelu.tuning._results import TuningResult
 from keras_smelu.tuning._space import REFERENCE_FAMILY, SearchPoint, SearchSpace
 from keras_smelu.tuning._trial import (
     REFERENCE_POINT,
@@ -39,9 +44,8 @@ from keras_smelu.tuning._trial import (
     run_trial,
     setup_changes,
 )
-from keras_smelu.tuning._tuner import SAMPLERS as BACKEND_SAMPLERS
 
-SAMPLERS = BACKEND_SAMPLERS["optuna"]
+SAMPLERS = BACKENDS["optuna"].samplers
 _RECORD = "keras_smelu_record"
 _FAIL_REASON = "fail_reason"
 _FAMILY = "family"
@@ -59,6 +63,16 @@ _UNFINISHED_STATES = ("RUNNING", "WAITING")
 _LIVE_STATES = (*_UNFINISHED_STATES, "COMPLETE")
 # On a pruned reference trial: the number of the reference trial that is evaluated instead.
 _DUPLICATE_OF = "duplicate_of"
+# On a pruned search trial: the study already held its trials when it started (a hard cap
+# across workers).
+_SURPLUS = "surplus"
+# On every trial: the machine and process running it, to tell a killed trial from a live one.
+_WORKER = "worker"
+# On the study: how many workers of the machine joined it (each draws its own sampler stream).
+_WORKERS = "keras_smelu_workers"
+INTERRUPTED_REASON = "interrupted or killed before it finished"
+ON_MISMATCH = ("error", "new_study")
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _optuna():
@@ -73,11 +87,67 @@ def _quiet_experimental():
         yield
 
 
+def check_storage_url(url: str) -> None:
+    """Refuses a storage URL no storage can open, before anything is trained: a form other
+    than `journal:<file>` or `<scheme>://...`, a scheme SQLAlchemy has no dialect for, or a
+    file storage whose folder is a file.
+
+    Raises:
+        ValueError: naming the storage and what was expected.
+    """
+    expected = "'sqlite:///<file>', 'journal:<file>' or an RDB URL such as 'postgresql://...'"
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"Argument `storage` must be {expected}; received: storage={url!r}")
+    path = _file_of(url)
+    if path is None:
+        if _URL_SCHEME.match(url) is None:
+            raise ValueError(f"Argument `storage` must be {expected}; received: storage={url!r}")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            make_url(url).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError) as error:
+            raise ValueError(
+                f"Argument `storage` has an unknown URL scheme {_URL_SCHEME.match(url)[1]!r} "
+                f"({error}); expected {expected}; received: storage={url!r}"
+            ) from None
+        return
+    if not path.name:
+        raise ValueError(f"Argument `storage` names no file; received: storage={url!r}")
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if parent != path and not parent.is_dir():
+                raise ValueError(
+                    f"Argument `storage` lies inside {str(parent)!r}, which is a file, not a "
+                    f"folder; received: storage={url!r}"
+                )
+            if parent == path and path.is_dir():
+                raise ValueError(
+                    f"Argument `storage` names a folder, not a file; received: storage={url!r}"
+                )
+            break
+
+
+def _file_of(url: str) -> Path | None:
+    """The file of a `journal:` or `sqlite:///` storage; None for other URLs."""
+    if url.startswith("journal:"):
+        return Path(url[len("journal:") :])
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :])
+    return None
+
+
 def make_storage(url: str):
     """An Optuna storage from a URL: `journal:<file>` or any RDB URL (`sqlite:///...`,
     `postgresql://...`). SQLite folders are created; RDB storages send heartbeats so that
-    trials of a killed process are marked failed."""
+    trials of a killed process are marked failed.
+
+    Raises:
+        ValueError: for a URL no storage can open (`check_storage_url`).
+    """
     optuna = _optuna()
+    check_storage_url(url)
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
@@ -122,6 +192,7 @@ def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
+        check_grid_trials(trials)
         grid: dict[str, list[Any]] = {"width": space.grid_widths(trials)}
         if len(space.families) > 1:
             grid[_FAMILY] = list(space.families)
@@ -160,6 +231,8 @@ def _record_of(trial, model_name: str, offset: int = _SEARCH_OFFSET) -> TrialRec
     """The `TrialRecord` of a finished Optuna trial (None for running/waiting ones), numbered
     `trial.number + offset`: the reference is number 0, search trial k is number k + 1."""
     state = trial.state.name
+    if state == "RUNNING" and _worker_died(trial):
+        state = "FAIL"  # reported as interrupted; the next run of the study fails it
     if state not in ("COMPLETE", "FAIL"):
         return None
     number = trial.number + offset
@@ -176,7 +249,7 @@ def _record_of(trial, model_name: str, offset: int = _SEARCH_OFFSET) -> TrialRec
         SearchPoint(family, width, params),
         model_name=model_name,
         number=number,
-        reason="interrupted or killed before it finished",
+        reason=INTERRUPTED_REASON,
         system={},  # the process that ran it is unknown
         trial_id=trial._trial_id,
     )
@@ -247,6 +320,7 @@ def _evaluate_reference(ref_study, storage: str, run, model_name: str) -> TrialR
 
         def objective(trial):
             trial.set_user_attr(_FAMILY, REFERENCE_FAMILY)
+            trial.set_user_attr(_WORKER, _worker_info())
             first = min(t.number for t in ref_study.get_trials(states=_live_states()))
             if first != trial.number:
                 trial.set_user_attr(_DUPLICATE_OF, first)
@@ -271,28 +345,119 @@ def _live_states():
 
 
 def _check_same_setup(study, setup: dict) -> None:
-    """A resumed study must train and measure as before: otherwise its trials are not
-    comparable and one frontier would mix them."""
+    """A resumed study must run the same experiment (settings, data, model, versions) as
+    before: otherwise its trials are not comparable and one frontier would mix them."""
     stored = study.user_attrs.get(_SETUP)
     if stored is None:
         study.set_user_attr(_SETUP, setup)
         return
     changed = setup_changes(stored, setup)
     if changed:
+        raise ValueError(mismatch_message(f"Study {study.study_name!r}", changed))
+
+
+def mismatch_message(what: str, changed: list[str]) -> str:
+    """The refusal of a resume whose experiment differs, listing `"key: old -> new"`."""
+    return (
+        f"{what} was run with other settings ({'; '.join(changed)}); its trials would not be "
+        "comparable. Use the original setup, another study name or output folder, or start a "
+        "new study (tune(..., on_mismatch='new_study'); keras-smelu tune --new-study)."
+    )
+
+
+def check_on_mismatch(on_mismatch: str) -> None:
+    if on_mismatch not in ON_MISMATCH:
         raise ValueError(
-            f"Study {study.study_name!r} was run with other settings ({'; '.join(changed)}); "
-            "its trials would not be comparable. Use another study name or output folder, or "
-            "the original settings."
+            f"Argument `on_mismatch` must be one of {ON_MISMATCH}; received: "
+            f"on_mismatch={on_mismatch!r}"
         )
 
 
+def _study_name_for(storage_obj, study_name: str, setup: dict, on_mismatch: str) -> str:
+    """`study_name`, or with `on_mismatch="new_study"` the first of `study_name.2`, `.3`, ...
+    that is new or holds the same experiment."""
+    check_on_mismatch(on_mismatch)
+    for name in suffixed_names(study_name):
+        try:
+            study_id = storage_obj.get_study_id_from_name(name)
+        except KeyError:
+            return name
+        stored = storage_obj.get_study_user_attrs(study_id).get(_SETUP)
+        changed = [] if stored is None else setup_changes(stored, setup)
+        if not changed:
+            return name
+        if on_mismatch == "error":
+            raise ValueError(mismatch_message(f"Study {name!r}", changed))
+    raise ValueError(f"every study name from {study_name!r} to {name!r} holds other settings")
+
+
+def _worker_info() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _worker_died(trial) -> bool:
+    """Whether a running trial's process is known to have ended (it ran on this machine and
+    its process is gone). Trials of other machines are left to Optuna's heartbeats."""
+    worker = trial.user_attrs.get(_WORKER)
+    if not isinstance(worker, dict) or worker.get("host") != socket.gethostname():
+        return False
+    pid = worker.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def _fail_dead_trials(study) -> int:
+    """Fails the running trials whose process died (e.g. SIGKILL), so that a resumed study
+    reports them as interrupted and neither waits for nor counts them; returns how many."""
+    optuna = _optuna()
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if not _worker_died(trial):
+            continue
+        with contextlib.suppress(RuntimeError, ValueError):  # another worker failed it first
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            failed += 1
+    with _quiet_experimental():
+        optuna.storages.fail_stale_trials(study)  # other machines' dead trials, by heartbeat
+    return failed
+
+
+def _is_surplus(study, number: int, trials: int) -> bool:
+    """Whether trial `number` would exceed the study's `trials`: that many trials numbered
+    before it are running or finished (failed ones with a reason count, as in `_done`).
+
+    Trial numbers are given out atomically by the storage, so every worker reaches the same
+    answer for a trial and the cap holds across workers and machines without a lock."""
+    ahead = 0
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number < number and (
+            trial.state.name in _UNFINISHED_STATES or _counts_toward_target(trial)
+        ):
+            ahead += 1
+    return ahead >= trials
+
+
 def _sampler_seed(seed: int, study, storage: str) -> int:
-    """The job's seed for a fresh single-process study (reproducible); mixed with the trials
-    already there (a resumed run must not redraw them) and, on storages shared by several
-    workers, with the machine and process (two workers must not draw the same widths)."""
+    """The job's seed for the first worker of a fresh study (reproducible); mixed with the
+    trials already there (a resumed run must not redraw them) and with the worker: on file
+    storages its number among the workers that joined the study (counted under the storage
+    lock), on servers its machine and process. Two workers never draw the same widths."""
     entropy = [seed, len(study.get_trials(deepcopy=False))]
-    if not storage.startswith("sqlite:///"):
-        entropy += [zlib.crc32(socket.gethostname().encode()), os.getpid()]
+    with _storage_lock(storage) as exclusive:
+        if exclusive:
+            worker = int(study.user_attrs.get(_WORKERS, 0))
+            study.set_user_attr(_WORKERS, worker + 1)
+            if worker:
+                entropy.append(worker)
+        else:
+            entropy += [zlib.crc32(socket.gethostname().encode()), os.getpid()]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
@@ -311,8 +476,16 @@ def optimize(
     seed: int = 0,
     timeout: float | None = None,
     progress: Callable[[TrialRecord, int, int], None] | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    on_mismatch: str = "error",
 ) -> TuningResult:
     """Runs (or resumes) the study of one model until it holds `trials` finished search trials.
+
+    The study records its experiment (search space, settings, data, model, versions:
+    `_fingerprint.experiment_fingerprint`); a resume that differs is refused, naming what
+    changed, or with `on_mismatch="new_study"` runs in a new study `<study_name>.2` (`.3`,
+    ...). Trials whose process died are failed as interrupted when the study resumes. The
+    study never holds more than `trials` search trials, however many workers share it.
 
     Args:
         model_name: Name of the model (part of the study name).
@@ -329,18 +502,35 @@ def optimize(
         seed: Sampler seed.
         timeout: Stop starting trials after this many seconds.
         progress: Called after each trial with `(record, finished, trials)`.
+        fingerprint: More entries that define the experiment (e.g. a job's `[data]` and
+            `[model]` sections), besides those measured here.
+        on_mismatch: `"error"` (default): refuse a resume of another experiment;
+            `"new_study"`: run it in a new study with a suffixed name.
 
     Returns:
         The `TuningResult` of every finished trial of the study, this process's or not.
 
     Raises:
+        ValueError: a resume of another experiment (naming what changed), a bad storage URL.
         KeyboardInterrupt: re-raised after the completed trials are safely in the storage.
     """
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_on_mismatch(on_mismatch)
+    if sampler == "grid":
+        check_grid_trials(trials)
     storage_obj = make_storage(storage)
 
-    setup = comparable_setup(space, settings)
+    setup = comparable_setup(
+        space, settings, experiment_fingerprint(builder, train_data, eval_data, fingerprint)
+    )
+    chosen = _study_name_for(storage_obj, study_name, setup, on_mismatch)
+    if chosen != study_name:
+        print(
+            f"Study {study_name!r} holds another experiment: running a new study {chosen!r}.",
+            file=sys.stderr,
+        )
+        study_name = chosen
 
     def open_study(name):
         study = optuna.create_study(
@@ -355,6 +545,7 @@ def optimize(
         return study
 
     study = open_study(study_name)
+    _fail_dead_trials(study)
     study.sampler = make_sampler(
         sampler, space, trials=trials, seed=_sampler_seed(seed, study, storage)
     )
@@ -372,6 +563,11 @@ def optimize(
             progress(record, _done(study), trials)
 
     def objective(trial):
+        if _is_surplus(study, trial.number, trials):
+            trial.set_user_attr(_SURPLUS, True)
+            study.stop()
+            raise optuna.TrialPruned(f"the study already holds its {trials} trials")
+        trial.set_user_attr(_WORKER, _worker_info())
         point = suggest_point(trial, space)
         trial.set_user_attr(_FAMILY, point.family)
         try:
@@ -425,7 +621,13 @@ def study_result(study, ref_study, model_name: str, settings: TrialSettings) -> 
     )
 
 
-def load_result(storage: str, study_name: str, model_name: str, settings: TrialSettings):
+def load_result(
+    storage: str,
+    study_name: str,
+    model_name: str,
+    settings: TrialSettings,
+    space: SearchSpace | None = None,
+) -> TuningResult:
     """Reads a study (and its reference) back from its storage, e.g. after Ctrl-C or to report
     on a study that other workers ran."""
     optuna = _optuna()
