@@ -13,101 +13,59 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from keras_smelu.tuning._results import TrialRecord, system_info
+import numpy as np
+
+from keras_smelu.replicas import ReplicaSettings
+from keras_smelu.tuning._objective import Objective
+from keras_smelu.tuning._record import TrialRecord, system_info
 from keras_smelu.tuning._space import REFERENCE_FAMILY, SearchPoint
-
-_DIRECTIONS = ("minimize", "maximize")
-# Metrics Keras users compile with, and which way is better.
-METRIC_DIRECTIONS = {
-    "loss": "minimize",
-    "log_loss": "minimize",
-    "binary_crossentropy": "minimize",
-    "mse": "minimize",
-    "rmse": "minimize",
-    "root_mean_squared_error": "minimize",
-    "mae": "minimize",
-    "auc": "maximize",
-    "accuracy": "maximize",
-    "binary_accuracy": "maximize",
-    "precision": "maximize",
-    "recall": "maximize",
-}
-
-
-def infer_direction(metric: str, direction: str | None = None) -> str:
-    """The direction of an accuracy metric: given, or known for common Keras metrics."""
-    if direction is not None:
-        if direction not in _DIRECTIONS:
-            raise ValueError(
-                f"Argument `direction` must be one of {_DIRECTIONS}. Received: {direction!r}"
-            )
-        return direction
-    if metric in METRIC_DIRECTIONS:
-        return METRIC_DIRECTIONS[metric]
-    raise ValueError(
-        f"Cannot tell whether {metric!r} is better low or high: pass direction='minimize' or "
-        f"'maximize'. Known metrics: {sorted(METRIC_DIRECTIONS)}"
-    )
 
 
 @dataclass(frozen=True)
 class TrialSettings:
-    """How every trial of a study trains and what it reports.
+    """How every trial of a study trains and what it reports: the objects of a job file's
+    `[training]` and `[objective]` sections, passed unchanged to each trial.
 
     Attributes:
-        pairs: Replica pairs per trial.
-        epochs: Epochs per replica.
-        batch_size: Training batch size.
-        vary: What differs within a pair ("data_order", "init", "both", "none").
-        report_epoch: "last" or "best" (lowest mean evaluation loss).
-        seed: Base seed; pair k uses the same seeds in every trial.
-        accuracy: The accuracy objective: "loss" (evaluation loss) or a compiled metric name.
-        direction: "minimize" or "maximize" for `accuracy`.
-        pd: PD kind of the second objective ("relative" or "absolute").
-        verbose: Keras verbosity inside trials (0 silences the progress bars).
+        training: How the replica pairs train (`keras_smelu.replicas.ReplicaSettings`): pairs,
+            epochs, batch size, what varies, the base seed (pair k uses the same seeds in
+            every trial), the reported epoch.
+        objective: The two objectives (`Objective`): the accuracy metric and its direction,
+            the PD measure, the confidence level and the accuracy budget.
+        verbose: Keras verbosity inside trials (0 silences the progress bars); display only,
+            not part of what makes trials comparable.
+
+    Example:
+
+    >>> TrialSettings(ReplicaSettings(pairs=5, epochs=2), Objective("auc")).directions
+    ('maximize', 'minimize')
     """
 
-    pairs: int = 2
-    epochs: int = 2
-    batch_size: int = 256
-    vary: str = "data_order"
-    report_epoch: str = "last"
-    seed: int = 0
-    accuracy: str = "loss"
-    direction: str = "minimize"
-    pd: str = "relative"
+    training: ReplicaSettings = field(default_factory=lambda: ReplicaSettings(pairs=2, epochs=2))
+    objective: Objective = field(default_factory=Objective)
     verbose: int = 0
 
     def __post_init__(self) -> None:
-        from keras_smelu.replicas import REPORT_EPOCH_RULES, VARY_OPTIONS
-
-        for name in ("pairs", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Argument `{name}` must be an integer >= 1. Received: {value!r}")
-        choices = {
-            "vary": VARY_OPTIONS,
-            "report_epoch": REPORT_EPOCH_RULES,
-            "pd": ("relative", "absolute"),
-            "direction": _DIRECTIONS,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"Argument `{name}` must be one of {tuple(allowed)}. "
-                    f"Received: {getattr(self, name)!r}"
-                )
+        if not isinstance(self.training, ReplicaSettings):
+            raise ValueError(
+                "`training` must be a keras_smelu.replicas.ReplicaSettings; received: "
+                f"{type(self.training).__name__}"
+            )
+        if not isinstance(self.objective, Objective):
+            raise ValueError(
+                f"`objective` must be an Objective; received: {type(self.objective).__name__}"
+            )
 
     @property
     def objective_names(self) -> tuple[str, str]:
-        return (f"val_{self.accuracy}", f"pd_{self.pd}")
+        return self.objective.names
 
     @property
     def directions(self) -> tuple[str, str]:
-        return (self.direction, "minimize")
+        return self.objective.directions
 
 
 class TrialFailedError(RuntimeError):
@@ -135,6 +93,7 @@ def run_trial(
     """
     from keras_smelu.replicas import NonFiniteLossError, train_replicas
 
+    objective = settings.objective
     start = time.perf_counter()
     try:
         report = train_replicas(
@@ -142,26 +101,24 @@ def run_trial(
             train_data,
             eval_data,
             activation=point.make_activation(),
-            pairs=settings.pairs,
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            vary=settings.vary,
-            seed=settings.seed,
-            pd=settings.pd,
-            report_epoch=settings.report_epoch,
+            settings=settings.training,
+            pd=objective.pd,
             verbose=settings.verbose,
         )
     except NonFiniteLossError as error:
         raise TrialFailedError(str(error)) from error
-    if settings.accuracy not in report.metrics:  # a setup error: no trial would measure it
+    if objective.accuracy not in report.metrics:  # a setup error: no trial would measure it
         raise ValueError(
-            f"the accuracy objective {settings.accuracy!r} was not measured; the model's "
+            f"the accuracy objective {objective.accuracy!r} was not measured; the model's "
             f"evaluation gives {sorted(report.metrics)}"
         )
-    accuracy = float(report.metrics[settings.accuracy])
+    degenerate = degenerate_reason(report, eval_data)
+    if degenerate is not None:
+        raise TrialFailedError(degenerate)
+    accuracy = float(report.metrics[objective.accuracy])
     if not math.isfinite(accuracy) or not math.isfinite(report.pd_value):
         raise TrialFailedError(
-            f"non-finite objectives: {settings.accuracy}={accuracy}, pd={report.pd_value}"
+            f"non-finite objectives: {objective.accuracy}={accuracy}, pd={report.pd_value}"
         )
     metrics = {f"val_{k}": float(v) for k, v in report.metrics.items()}
     metrics.update({f"pd_{k}": float(v) for k, v in report.pd.items()})
@@ -169,7 +126,7 @@ def run_trial(
     metrics["train_seconds"] = float(report.train_seconds)  # fit, evaluate, predict
     metrics["replica_seconds"] = float(report.wall_seconds)  # the whole train_replicas call
     history = {
-        "accuracy": tuple(float(h["metrics"][settings.accuracy]) for h in report.history),
+        "accuracy": tuple(float(h["metrics"][objective.accuracy]) for h in report.history),
         "pd": tuple(float(h["pd"][report.pd_kind]) for h in report.history),
     }
     return _record_of_point(
@@ -178,7 +135,7 @@ def run_trial(
         number,
         accuracy=accuracy,
         pd=float(report.pd_value),
-        accuracy_std=float(report.metrics_std.get(settings.accuracy, math.nan)),
+        accuracy_std=float(report.metrics_std.get(objective.accuracy, math.nan)),
         pd_std=float(report.pd_std.get(report.pd_kind, math.nan)),
         epoch=report.epoch,
         seeds=tuple(int(p["seeds"]["train"]) for p in report.pair_results),
@@ -186,7 +143,63 @@ def run_trial(
         metrics=metrics,
         history=history,
         system=system_info(),
+        pairs=tuple(report.pair_results),
     )
+
+
+# A replica whose evaluation predictions spread less than this fraction of the labels' spread
+# predicts a constant: two such replicas agree trivially, so their PD of ~0 means nothing.
+MIN_PREDICTION_SPREAD = 1e-3
+
+
+def degenerate_reason(report: Any, eval_data: Any) -> str | None:
+    """Why a trial's replicas are degenerate (predictions without spread), or None.
+
+    A model whose outputs saturate or collapse to a constant (e.g. a huge learning rate;
+    Keras clips the loss, so nothing turns NaN) measures PD 0 and would sit at the low-PD end
+    of a frontier. It is degenerate when any replica's evaluation predictions, at the reported
+    epoch, have a standard deviation below `MIN_PREDICTION_SPREAD` times the labels' (1 for
+    labels without spread). For a binary task the reason also compares the replica's loss with
+    the constant base-rate model's log loss.
+
+    Args:
+        report: The `ReplicaReport` of the trial.
+        eval_data: The evaluation data (for the labels).
+
+    Returns:
+        The failure reason, or None for a model whose predictions spread.
+    """
+    from keras_smelu._replica_data import prepare_data
+
+    epoch = report.epoch - 1
+    replicas = [
+        (pair["pair"], rec)
+        for pair in report.pair_results
+        for rec in pair["replicas"]
+        if rec.get("prediction_std")
+    ]
+    if not replicas:
+        return None
+    pair, replica = min(replicas, key=lambda item: item[1]["prediction_std"][epoch])
+    spread = float(replica["prediction_std"][epoch])
+    labels = prepare_data(eval_data, "eval_data", report.config.get("batch_size", 256)).labels()
+    scale = float(np.std(labels)) if labels is not None else 0.0
+    if spread > MIN_PREDICTION_SPREAD * (scale if scale > 0 else 1.0):
+        return None
+    reason = (
+        f"degenerate model: the predictions of pair {pair}, replica {replica['replica']} do "
+        f"not spread (standard deviation {spread:.3g} over the evaluation rows at epoch "
+        f"{report.epoch}), so its PD says nothing about reproducibility"
+    )
+    loss = replica["metrics"][epoch].get("loss")
+    if report.task == "binary" and labels is not None and loss is not None:
+        rate = float(np.clip(np.mean(labels), 1e-7, 1 - 1e-7))
+        base = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+        better = "better" if loss < base else "no better"
+        reason += (
+            f"; its loss {loss:.4g} is {better} than the constant base-rate model's {base:.4g}"
+        )
+    return reason + " (saturated or constant outputs: learning rate too high?)"
 
 
 def _record_of_point(point: SearchPoint, model_name: str, number: int, **fields) -> TrialRecord:
@@ -231,21 +244,43 @@ def takes_hp(builder: Callable[..., Any]) -> bool:
     return any(p.name == "hp" for p in parameters) or len(required) >= 2
 
 
-def comparable_setup(space: Any, settings: TrialSettings, **extra: Any) -> dict[str, Any]:
+def comparable_setup(
+    space: Any,
+    settings: TrialSettings,
+    fingerprint: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """What a resumed study must share with the run that started it, flat and JSON-shaped:
-    the search space (`space.*`), how trials train and measure (`settings.*`, display aside)
+    the search space (`space.*`), how trials train and measure (`settings.*`, display aside),
+    the experiment's `fingerprint` (data, model, versions: `_fingerprint.experiment_fingerprint`)
     and any `extra` keys of the backend. Trials run under another setup are not comparable."""
     setup = {f"space.{k}": v for k, v in dataclasses.asdict(space).items()}
-    setup.update(
-        {f"settings.{k}": v for k, v in dataclasses.asdict(settings).items() if k != "verbose"}
-    )
+    training = dataclasses.asdict(settings.training)
+    training.pop("fused")  # speed only: fused pairs train bit for bit as sequential ones
+    if training["task"] == "auto":  # as studies written before the field existed
+        training.pop("task")
+    objective = settings.objective
+    training.update(accuracy=objective.accuracy, direction=objective.accuracy_direction)
+    training.update(pd=objective.pd)
+    setup.update({f"settings.{k}": v for k, v in training.items()})
+    setup.update(fingerprint or {})
     setup.update(extra)
     return json.loads(json.dumps(setup))  # tuples as lists, as storages give them back
 
 
+_NOT_RECORDED = "(not recorded)"
+
+
 def setup_changes(stored: Mapping[str, Any], setup: Mapping[str, Any]) -> list[str]:
-    """`"key: old -> new"` for every key whose value differs between two setups."""
+    """`"key: old -> new"` for every key whose value differs between two setups (a key one
+    of them lacks shows as "(not recorded)")."""
     keys = sorted(set(stored) | set(setup))
+
+    def shown(values: Mapping[str, Any], key: str) -> str:
+        return repr(values[key]) if key in values else _NOT_RECORDED
+
     return [
-        f"{k}: {stored.get(k)!r} -> {setup.get(k)!r}" for k in keys if stored.get(k) != setup.get(k)
+        f"{k}: {shown(stored, k)} -> {shown(setup, k)}"
+        for k in keys
+        if k not in stored or k not in setup or stored[k] != setup[k]
     ]
