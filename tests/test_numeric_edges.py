@@ -82,6 +82,18 @@ def test_float16_wide_bands_are_finite_and_exact(beta):
     )
 
 
+@pytest.mark.parametrize("beta", [300.0, 30000.0])
+def test_float16_wide_tensor_width_gradients(beta):
+    x = band_points(beta, "float16")
+    width = rounded(beta, "float16")
+    gx, gbeta = grads(
+        lambda t, b: activations.smelu(t, b), ops.cast(x, "float16"), np.float32(beta)
+    )
+    assert np.isfinite(gx.astype(np.float64)).all() and np.isfinite(gbeta)
+    np.testing.assert_allclose(gx.astype(np.float64), reference.smelu_grad(x, width), atol=2e-3)
+    np.testing.assert_allclose(gbeta, smelu_dbeta(x, width).sum(), rtol=1e-2, atol=1e-2)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("beta", [1e19, 1e30, 1e37, 3e38])
 def test_float32_range_wide_bands_are_finite_and_exact(dtype, beta):

@@ -25,7 +25,8 @@ class GeneralizedSmeLU(ParametricActivation):
         alpha: Left half-width, `>= 0` (`> 0` when learnable).
         beta: Right half-width, `>= 0` (`> 0` when learnable); `alpha + beta > 0`.
         slope_left: Slope of the left line, e.g. 0.1 for a leaky variant.
-        slope_right: Slope of the right line.
+        slope_right: Slope of the right line. Each parameter is a number, or a 0-d NumPy
+            array or tensor (stored as a float).
         learnable: If True, all four parameters are weights (the widths stored as
             logarithms, so they stay positive). `trainable` keeps Keras's meaning.
         per_unit: With `learnable`, one set of parameters per unit, as in `PReLU`.

@@ -25,7 +25,9 @@ class SmeLU(ParametricActivation):
 
     Args:
         beta: Half-width of the quadratic band, `>= 0` (`0` is ReLU; a learnable width must
-            be `> 0`). Defaults to `keras_smelu.activations.DEFAULT_BETA` (0.5).
+            be `> 0`): a number, or a 0-d NumPy array or tensor (stored as a float). Defaults
+            to `keras_smelu.activations.DEFAULT_BETA` (0.5). Widths at the edges of the
+            input's dtype behave as in `keras_smelu.activations.smelu`.
         learnable: If True, `beta` is a weight trained with the model, stored as `log(beta)` so
             that it stays positive at every step. `trainable` keeps Keras's meaning.
         per_unit: With `learnable`, one width per unit (as in `keras.layers.PReLU`) instead
