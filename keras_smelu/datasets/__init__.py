@@ -13,7 +13,7 @@ from keras_smelu.datasets._libsvm import load_libsvm
 from keras_smelu.datasets._movielens import load_movielens, load_movielens_100k
 from keras_smelu.datasets._registry import available, load
 from keras_smelu.datasets._streaming import StreamingDataset
-from keras_smelu.datasets._synthetic import load_synthetic, make_synthetic_click_log
+from keras_smelu.datasets._synthetic import load_synthetic, make_synthetic_click_log, oracle_auc
 from keras_smelu.datasets._synthetic_log_writer import write_click_log
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "load_movielens_100k",
     "load_synthetic",
     "make_synthetic_click_log",
+    "oracle_auc",
     "write_click_log",
 ]
