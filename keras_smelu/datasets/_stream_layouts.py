@@ -64,7 +64,10 @@ class Layout:
     temporal_fraction: float | None = None
     info: dict[str, object] = field(default_factory=dict)
 
-    def chunks(self, chunk_bytes: int, *, keys_only: bool = False) -> Iterator[Chunk]:
+    def chunks(
+        self, chunk_bytes: int, *, keys_only: bool = False, numeric: bool = True
+    ) -> Iterator[Chunk]:
+        """The parsed blocks; `keys_only`: time keys only; `numeric=False`: no numeric features."""
         raise NotImplementedError
 
 
@@ -77,9 +80,9 @@ DAY_FILE = re.compile(r"^day_(\d+)(\.gz|\.txt|\.tsv|\.csv)?$")
 class CriteoLayout(Layout):
     """TAB-separated `label I1..I13 C1..C26`: the Kaggle train.txt or the 1TB day_0..day_23."""
 
-    def chunks(self, chunk_bytes, *, keys_only=False):
+    def chunks(self, chunk_bytes, *, keys_only=False, numeric=True):
         names = ("label", *_criteo.NUMERIC, *_criteo.CATEGORICAL)
-        types = {"label": "int", **dict.fromkeys(_criteo.NUMERIC, "int")}
+        types = {"label": "int", **dict.fromkeys(_criteo.NUMERIC, "int")}  # all checked
         types.update(dict.fromkeys(_criteo.CATEGORICAL, "str"))
         for i, file in enumerate(self.files):
             for block in iter_blocks(file, chunk_bytes):
@@ -91,7 +94,7 @@ class CriteoLayout(Layout):
                     categorical={c: table.column(c).combine_chunks() for c in _criteo.CATEGORICAL},
                     numeric={
                         n: np.log1p(np.maximum(column_numpy(table, n, block), 0)).astype(np.float32)
-                        for n in _criteo.NUMERIC
+                        for n in (_criteo.NUMERIC if numeric else ())
                     },
                     file=i,
                 )
@@ -134,7 +137,7 @@ def criteo_layout(path: str | os.PathLike | None) -> CriteoLayout:
 class AvazuLayout(Layout):
     """Comma-separated `id,click,hour,C1,...,C21`; a header line names the column order."""
 
-    def chunks(self, chunk_bytes, *, keys_only=False):
+    def chunks(self, chunk_bytes, *, keys_only=False, numeric=True):
         pa, _, _ = pyarrow_modules()
         header = _avazu.COLUMNS
         for i, file in enumerate(self.files):
@@ -215,7 +218,7 @@ class MovieLensLayout(Layout):
 
     label: str = "liked"
 
-    def chunks(self, chunk_bytes, *, keys_only=False):
+    def chunks(self, chunk_bytes, *, keys_only=False, numeric=True):
         names = ("user_id", "item_id", "rating", "timestamp")
         file = self.files[0]
         kind = movielens_format(file)
@@ -317,7 +320,7 @@ def movielens_layout(
 class LibsvmLayout(Layout):
     """`label idx:val ...` or `label field:idx:val ...` lines; `#` starts a comment."""
 
-    def chunks(self, chunk_bytes, *, keys_only=False):
+    def chunks(self, chunk_bytes, *, keys_only=False, numeric=True):
         for i, file in enumerate(self.files):
             for block in iter_blocks(file, chunk_bytes):
                 chunk = parse_libsvm_block(block, i, self.task)

@@ -256,13 +256,16 @@ class StreamingDataset:
 
     def _count(self, counters: dict[str, CountedVocabulary]) -> None:
         n_train = n_test = width = 0
-        for chunk, test in self._chunks():
+        pa, _, _ = pyarrow_modules()
+        for chunk, test in self._chunks(numeric=False):
             n_test += int(test.sum())
             n_train += len(test) - int(test.sum())
-            train = _select(chunk, ~test)
-            for name, counter in counters.items():
-                values = train.categorical[name]
-                counter.add(values.values if isinstance(values, Ragged) else values)
+            for name, counter in counters.items():  # the training values only
+                values = chunk.categorical[name]
+                if isinstance(values, Ragged):
+                    counter.add(values.values.filter(pa.array(~test[values.rows])))
+                else:
+                    counter.add(values.filter(pa.array(~test)))
             for values in chunk.categorical.values():
                 if isinstance(values, Ragged) and len(values.slots):
                     width = max(width, int(values.slots.max()) + 1)

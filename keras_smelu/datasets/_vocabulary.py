@@ -135,9 +135,13 @@ class Vocabulary:
 
     def encode(self, values) -> np.ndarray:
         """Maps raw values to `int32` ids in `[0, size)`."""
-        keys, missing = keys64(values)
         if self.size == 1:
-            return np.zeros(len(keys), dtype=np.int32)
+            return np.zeros(len(values), dtype=np.int32)
+        if self.size - 1 <= len(values):  # a small vocabulary: pyarrow's hash lookup is cheaper
+            _, _, pc = pyarrow_modules()
+            index = pc.index_in(_flat(values), value_set=self.values)
+            return (index.fill_null(-1).to_numpy(zero_copy_only=False) + 1).astype(np.int32)
+        keys, missing = keys64(values)
         pos = np.minimum(np.searchsorted(self._sorted, keys), self.size - 2)
         found = (self._sorted[pos] == keys) & ~missing
         return np.where(found, self._order[pos] + 1, 0).astype(np.int32)

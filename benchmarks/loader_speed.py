@@ -1,0 +1,159 @@
+"""Streaming loaders vs pandas `read_csv`: rows per second and peak memory, 1M and 10M rows.
+
+Generates click logs in the Criteo layout (`label I1..I13 C1..C26`, TAB-separated) and rating
+files in MovieLens 20M's layout (`ratings.csv`) into a temporary folder with
+`keras_smelu.datasets.write_click_log`, then loads each file in a fresh process:
+
+- `stream`: `load(name, path, streaming=True)` (the counting pass that builds the vocabularies
+  and the split sizes), then the first training epoch in batches of 4096 rows, ids encoded:
+  two passes over the file, all it takes to train one epoch;
+- `stream-hashed`: the same with `hash_buckets=2**20`: no counting pass, one pass;
+- `pandas`: `pandas.read_csv` of the same file (raw columns, nothing encoded), 1M rows only.
+
+Each process reports the time of the load itself (imports excluded), the file's rows per
+second, and its peak resident memory (`VmHWM` of /proc/self/status), in total and above its
+resident memory after the imports (the streaming process imports Keras with the package;
+pandas does not).
+
+    nice python benchmarks/loader_speed.py [--rows 1000000 10000000] [--dir /tmp/x] [--keep]
+
+Targets: on 1M rows, the streaming load within 3x of pandas' time and at most its peak memory;
+the peak memory on 10M rows no more than 1.3x that on 1M rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, sys, time
+
+def rss_kb(field="VmRSS"):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+args = json.loads(sys.argv[1])
+if args["reader"] == "pandas":
+    import pandas as pd
+    base = rss_kb()
+    start = time.perf_counter()
+    if args["layout"] == "criteo":
+        frame = pd.read_csv(args["path"], sep="\t", header=None)
+    else:
+        frame = pd.read_csv(args["path"])
+    rows, first_pass = len(frame), None
+else:
+    from keras_smelu.datasets import load
+    base = rss_kb()
+    start = time.perf_counter()
+    name = "criteo" if args["layout"] == "criteo" else "movielens"
+    stream = load(name, args["path"], streaming=True, hash_buckets=args["hash_buckets"])
+    first_pass = time.perf_counter() - start
+    trained = sum(len(y) for _, y in stream.epoch("train", 4096))
+    assert stream.n_train in (None, trained)
+    rows = args["rows"]  # a training epoch parses the whole file, test rows included
+seconds = time.perf_counter() - start
+peak = rss_kb("VmHWM")  # this process's peak (getrusage's ru_maxrss starts at the parent's)
+print(json.dumps({"rows": rows, "seconds": seconds, "first_pass": first_pass,
+                  "peak_mb": peak / 1024, "load_mb": (peak - base) / 1024}))
+"""
+
+
+def measure(reader: str, layout: str, path: Path, rows: int, hash_buckets: int | None) -> dict:
+    env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "jax"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    spec = {"reader": reader, "layout": layout, "path": str(path), "hash_buckets": hash_buckets}
+    spec["rows"] = rows
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{reader} on {path} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--dir", type=Path, default=None, help="where to write the files")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args(argv)
+
+    from keras_smelu.datasets import write_click_log
+
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="loader_speed_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    smallest = min(args.rows)
+    results = []
+    try:
+        for layout in ("criteo", "movielens"):
+            for rows in sorted(args.rows):
+                path = folder / f"{layout}_{rows}.{'txt' if layout == 'criteo' else 'csv'}"
+                start = time.perf_counter()
+                write_click_log(path, rows, layout=layout, seed=0)
+                written = time.perf_counter() - start
+                size_mb = path.stat().st_size / 2**20
+                print(f"wrote {path.name}: {size_mb:.0f} MiB in {written:.0f} s", flush=True)
+                readers = [("stream", None)]
+                if rows == smallest:
+                    readers += [("stream-hashed", 1 << 20), ("pandas", None)]
+                for reader, buckets in readers:
+                    out = measure(reader.split("-")[0], layout, path, rows, buckets)
+                    out.update(layout=layout, n=rows, reader=reader, mib=size_mb)
+                    results.append(out)
+                    print(json.dumps(out), flush=True)
+                path.unlink()
+    finally:
+        if not args.keep and args.dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    print()
+    print(f"{'layout':10} {'rows':>11} {'reader':14} {'seconds':>8} {'rows/s':>10} "
+          f"{'peak MiB':>9} {'load MiB':>9}")  # fmt: skip
+    for r in results:
+        print(
+            f"{r['layout']:10} {r['n']:>11,} {r['reader']:14} {r['seconds']:>8.1f} "
+            f"{r['rows'] / r['seconds']:>10,.0f} {r['peak_mb']:>9.0f} {r['load_mb']:>9.0f}"
+        )
+    print()
+    by = {(r["layout"], r["n"], r["reader"]): r for r in results}
+    largest = max(args.rows)
+    for layout in ("criteo", "movielens"):
+        pandas = by.get((layout, smallest, "pandas"))
+        stream = by[(layout, smallest, "stream")]
+        hashed = by.get((layout, smallest, "stream-hashed"))
+        if pandas:
+            ratio = stream["seconds"] / pandas["seconds"]
+            print(
+                f"{layout} {smallest:,} rows: stream / pandas time {ratio:.2f}x "
+                f"(hashed {hashed['seconds'] / pandas['seconds']:.2f}x); peak memory "
+                f"{stream['peak_mb'] / pandas['peak_mb']:.2f}x (load only "
+                f"{stream['load_mb'] / pandas['load_mb']:.2f}x)"
+            )
+        if largest != smallest:
+            big = by[(layout, largest, "stream")]
+            print(
+                f"{layout} peak memory {largest:,} / {smallest:,} rows: "
+                f"{big['peak_mb'] / stream['peak_mb']:.2f}x (load only "
+                f"{big['load_mb'] / max(stream['load_mb'], 1):.2f}x)"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
