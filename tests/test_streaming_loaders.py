@@ -442,3 +442,19 @@ def test_real_samples_stream_like_in_memory():
     assert avazu.n_train + avazu.n_test == 8_999 and avazu.categorical["hour_of_day"] == 2
     ml = load("movielens-100k", real_data("movielens-100k"), streaming=True, split="temporal")
     assert ml.n_train + ml.n_test == 100_000 and ml.categorical["user_id"] <= 944
+
+
+def test_in_memory_loaders_need_no_pyarrow(tmp_path):
+    file = write(tmp_path / "c.txt", criteo_rows(30))
+    code = f"""
+        import sys
+        sys.modules["pyarrow"] = None  # as if it were not installed
+        from keras_smelu import datasets
+        print(datasets.load_criteo({str(file)!r}).n_train)
+        try:
+            datasets.load("criteo", {str(file)!r}, streaming=True)
+        except ImportError as e:
+            print(e)
+    """
+    out = run_python(code).stdout
+    assert out.splitlines()[0] == "24" and 'pip install "keras-smelu[data]"' in out

@@ -127,7 +127,7 @@ class StreamingDataset:
         self.n_train: int | None = None
         self.n_test: int | None = None
         counting = hash_buckets is None or (self.bags and max_features is None)
-        counters = {c: CountedVocabulary() for c in layout.categorical} if counting else {}
+        counters = {} if hash_buckets else {c: CountedVocabulary() for c in layout.categorical}
         if counting:
             self._count(counters)
         self._vocabularies = {
