@@ -503,3 +503,35 @@ def test_synthetic_bad_arguments():
     for kwargs in ({"n_train": 0}, {"n_test": 1.5}, {"click_rate": 1.0}, {"n_users": 1}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):
             make_synthetic_click_log(**kwargs)
+
+
+# --- temporal splits and undecodable bytes (in memory) ---
+
+
+def test_temporal_splits_in_memory(tmp_path):
+    lines = [criteo_line(int(r % 4 == 0), str(r), "aa" if r % 2 else "bb") for r in range(70)]
+    ds = load_criteo(write(tmp_path / "c.txt", "".join(lines)), split="temporal", min_count=1)
+    # The last of 7 days: the last 10 rows, in file order; seed and fraction play no part.
+    rows = np.round(np.expm1(ds.x_test["I1"])).astype(int)
+    assert rows.tolist() == list(range(60, 70)) and ds.info["split"].startswith("temporal")
+    assert np.round(np.expm1(ds.x_train["I1"])).astype(int).tolist() == list(range(60))
+    write_movielens(
+        tmp_path / "ml",
+        "1\t10\t5\t300\n1\t20\t2\t100\n2\t10\t4\t500\n2\t30\t3\t500\n3\t20\t1\t200\n",
+    )
+    ml = load_movielens_100k(tmp_path / "ml", split="temporal", test_fraction=0.2, label="rating")
+    # The latest rating (timestamp 500) and its tie go to test.
+    assert sorted(ml.y_test.tolist()) == [3.0, 4.0] and ml.y_train.tolist() == [5.0, 2.0, 1.0]
+    with pytest.raises(ValueError, match="split"):
+        load_avazu(tmp_path / "c.txt", split="by_day")
+
+
+def test_undecodable_bytes_name_the_line(tmp_path):
+    write_movielens(tmp_path)
+    (tmp_path / "u.data").write_bytes(b"1\t10\t5\t881250949\n1\t2\xff0\t2\t881250950\n")
+    with pytest.raises(ValueError, match=r"u\.data:2: expected UTF-8 text"):
+        load_movielens_100k(tmp_path)
+    bad = write(tmp_path / "a.csv", AVAZU_HEADER + avazu_line(0, 0))
+    bad.write_bytes(bad.read_bytes() + avazu_line(1, 1).replace("site1", "s\xe9").encode("latin-1"))
+    with pytest.raises(ValueError, match=r"a\.csv:3: expected UTF-8 text"):
+        load_avazu(bad)
