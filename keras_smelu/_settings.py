@@ -25,8 +25,8 @@ class SettingError(ValueError):
         expected: What the field takes (e.g. `"an integer >= 1"`), or `None` when `detail`
             says it all.
         received: The value given.
-        detail: A free-form explanation replacing "expected ..., got ..." (e.g. a relation
-            between two fields).
+        detail: A free-form explanation (e.g. a relation between two fields); when given, the
+            Python message is `"field: detail"`, and job files use it unless `expected` is set.
         hint: A suggestion appended to the message (e.g. "did you mean 'tpe'?").
     """
 
@@ -58,20 +58,20 @@ class SettingError(ValueError):
         )
 
     def field_message(self) -> str:
-        """The message without the field's name: `"expected X, got Y"` or the detail."""
-        if self.detail is not None:
-            return self.detail + self._suffix()
-        return f"expected {self.expected}, got {self.received!r}{self._suffix()}"
+        """The message without the field's name: `"expected X, got Y"`, else the detail."""
+        if self.expected is not None:
+            return f"expected {self.expected}, got {self.received!r}{self._suffix()}"
+        return self.detail + self._suffix()
 
 
 def check_int(field: str, value: Any, minimum: int | None = None) -> None:
     """An integer (not a bool), at least `minimum`."""
     import numbers
 
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or (minimum is not None and value < minimum):
-        expected = "an integer" if minimum is None else f"an integer >= {minimum}"
-        raise SettingError(field, expected=expected, received=value)
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise SettingError(field, expected="an integer", received=value)
+    if minimum is not None and value < minimum:
+        raise SettingError(field, expected=f"an integer >= {minimum}", received=value)
 
 
 def check_choice(field: str, value: Any, choices: Sequence[Any]) -> None:

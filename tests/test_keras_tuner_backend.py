@@ -23,10 +23,11 @@ from keras_smelu.tuning._keras_tuner_backend import (  # noqa: E402
     tune_keras_tuner,
 )
 from keras_smelu.tuning._space import SearchSpace  # noqa: E402
+from keras_smelu.replicas import ReplicaSettings  # noqa: E402
 from keras_smelu.tuning._trial import TrialSettings  # noqa: E402
 from tests.reference import brute_force_front  # noqa: E402
 
-SETTINGS = TrialSettings(pairs=1, epochs=1, batch_size=64)
+SETTINGS = TrialSettings(ReplicaSettings(pairs=1, epochs=1, batch_size=64))
 NAMES = SETTINGS.objective_names
 
 
@@ -258,7 +259,7 @@ def test_resume_checks_the_project_settings(tmp_path):
     kwargs = dict(model_name="mlp", trials=2, directory=tmp_path)
     SmoothnessTuner(builder, space, SETTINGS, **kwargs)
     SmoothnessTuner(builder, space, SETTINGS, **kwargs)  # same settings: resumes
-    other = TrialSettings(pairs=2, epochs=1, batch_size=64)
+    other = TrialSettings(ReplicaSettings(pairs=2, epochs=1, batch_size=64))
     with pytest.raises(ValueError, match=r"settings\.pairs: 1 -> 2"):
         SmoothnessTuner(builder, space, other, **kwargs)
     with pytest.raises(ValueError, match=r"space\.width_high"):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from keras_smelu.tuning import TrialRecord, TuningReport, TuningResult, system_info
-from keras_smelu.tuning._results import CSV_COLUMNS, _pareto_plot_info, plot_filename
+from keras_smelu.tuning._plot import pareto_plot_info as _pareto_plot_info
+from keras_smelu.tuning._results import CSV_COLUMNS, plot_filename
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SYSTEM = {"python": "3.11.7", "keras": "3.15.1", "keras_backend": "jax"}

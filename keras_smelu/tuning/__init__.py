@@ -17,6 +17,7 @@ from keras_smelu.tuning._job import (
     load_job,
     parse_override,
 )
+from keras_smelu.tuning._objective import METRIC_DIRECTIONS, Objective, infer_direction
 from keras_smelu.tuning._pareto import (
     hypervolume_2d,
     knee_point,
@@ -24,12 +25,8 @@ from keras_smelu.tuning._pareto import (
     pareto_mask,
     recommend,
 )
-from keras_smelu.tuning._results import (
-    TrialRecord,
-    TuningReport,
-    TuningResult,
-    system_info,
-)
+from keras_smelu.tuning._record import TrialRecord, system_info
+from keras_smelu.tuning._results import TuningReport, TuningResult
 from keras_smelu.tuning._space import (
     FAMILIES,
     REFERENCE_FAMILY,
@@ -37,7 +34,7 @@ from keras_smelu.tuning._space import (
     SearchSpace,
     make_activation,
 )
-from keras_smelu.tuning._trial import TrialFailedError, TrialSettings, infer_direction
+from keras_smelu.tuning._trial import TrialFailedError, TrialSettings
 from keras_smelu.tuning._tuner import tune, tune_job
 
 __all__ = [
@@ -47,7 +44,9 @@ __all__ = [
     "Job",
     "JobError",
     "JobSection",
+    "METRIC_DIRECTIONS",
     "ModelSection",
+    "Objective",
     "ObjectiveSection",
     "SearchPoint",
     "SearchSection",

@@ -18,22 +18,31 @@ files cannot be found) raises `JobError`, whose message starts with `[section] f
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import difflib
-import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from keras_smelu._settings import (
+    SettingError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_str,
+)
 from keras_smelu.datasets._base import DATA_ENV_VAR
 from keras_smelu.datasets._registry import DATA_FOLDERS, LOADERS
-from keras_smelu.replicas import REPORT_EPOCH_RULES, VARY_OPTIONS
-from keras_smelu.tuning._space import FAMILIES, SearchSpace
-from keras_smelu.tuning._trial import METRIC_DIRECTIONS
-from keras_smelu.tuning._tuner import BACKENDS
-from keras_smelu.tuning._tuner import SAMPLERS as BACKEND_SAMPLERS
+from keras_smelu.replicas import ReplicaSettings
+from keras_smelu.tuning._backends import BACKEND_NAMES, BACKENDS, SAMPLER_NAMES
+from keras_smelu.tuning._objective import Objective
+from keras_smelu.tuning._space import SearchSpace
+from keras_smelu.tuning._trial import TrialSettings
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -47,9 +56,6 @@ DATASETS = tuple(LOADERS)
 MODELS = ("embedding_mlp", "deep_cross")
 NORMALIZATIONS = ("none", "layer", "batch")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
-PD_KINDS = ("relative", "absolute")
-SAMPLERS = BACKEND_SAMPLERS["optuna"]  # every sampler name; keras_tuner has a subset
-KERAS_TUNER_SAMPLERS = BACKEND_SAMPLERS["keras_tuner"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -65,57 +71,42 @@ def _fail(section: str, name: str, message: str) -> JobError:
     return JobError(f"[{section}] {name}: {message}", field=f"[{section}] {name}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+@contextlib.contextmanager
+def _naming(section: str) -> Iterator[None]:
+    """Turns a settings object's `SettingError` into a `JobError` naming `[section] field`."""
+    try:
+        yield
+    except SettingError as error:
+        raise _fail(section, error.field, error.field_message()) from None
 
 
 def _check_str(section: str, name: str, value: Any, choices: Sequence[str] | None = None) -> None:
-    if not isinstance(value, str):
-        raise _fail(section, name, f"expected a string, got {value!r}")
-    if choices is not None and value not in choices:
-        close = difflib.get_close_matches(value, choices, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise _fail(section, name, f"expected one of {list(choices)}, got {value!r}{hint}")
+    with _naming(section):
+        check_str(name, value)
+        if choices is not None:
+            check_choice(name, value, choices)
 
 
 def _check_int(section: str, name: str, value: Any, minimum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(section, name, f"expected an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise _fail(section, name, f"expected an integer >= {minimum}, got {value!r}")
+    with _naming(section):
+        check_int(name, value, minimum)
 
 
-def _check_float(
-    section: str,
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    if not _is_number(value) or not math.isfinite(value):
-        raise _fail(section, name, f"expected a finite number, got {value!r}")
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}"
-        raise _fail(section, name, f"expected a number in {interval}{right}, got {value!r}")
+def _check_float(section: str, name: str, value: Any, **bounds: Any) -> None:
+    with _naming(section):
+        check_number(name, value, **bounds)
 
 
 def _check_bool(section: str, name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise _fail(section, name, f"expected true or false, got {value!r}")
+    with _naming(section):
+        check_bool(name, value)
 
 
 def _from_table(cls: type, section: str, table: Any) -> Any:
     """Build a section dataclass from a TOML table, rejecting unknown fields."""
     if not isinstance(table, Mapping):
         raise JobError(f"[{section}]: expected a table, got {table!r}", field=f"[{section}]")
-    names = [f.name for f in fields(cls)]
+    names = [f.name for f in fields(cls) if f.name not in getattr(cls, "NOT_IN_JOB_FILES", ())]
     kwargs = {}
     for key, value in table.items():
         if key not in names:
@@ -124,7 +115,8 @@ def _from_table(cls: type, section: str, table: Any) -> Any:
             raise _fail(section, key, f"unknown field; expected one of {names}{hint}")
         kwargs[key] = tuple(value) if isinstance(value, list) else value
     try:
-        return cls(**kwargs)
+        with _naming(section):
+            return cls(**kwargs)
     except TypeError as exc:  # a required field is missing
         missing = [
             f.name
@@ -177,14 +169,16 @@ class JobSection:
                 "expected letters, digits, '.', '_' or '-' (starting with a letter or digit), "
                 f"got {self.name!r}",
             )
-        _check_str(s, "backend", self.backend, BACKENDS)
-        _check_str(s, "sampler", self.sampler, SAMPLERS)
-        if self.backend == "keras_tuner" and self.sampler not in KERAS_TUNER_SAMPLERS:
+        _check_str(s, "backend", self.backend, BACKEND_NAMES)
+        _check_str(s, "sampler", self.sampler, SAMPLER_NAMES)
+        supported = BACKENDS[self.backend].samplers
+        if self.sampler not in supported:
+            others = [b.name for b in BACKENDS.values() if self.sampler in b.samplers]
             raise _fail(
                 s,
                 "sampler",
-                f'{self.sampler!r} needs backend = "optuna"; keras_tuner supports '
-                f"{list(KERAS_TUNER_SAMPLERS)}",
+                f'{self.sampler!r} needs backend = "{others[0]}"; {self.backend} supports '
+                f"{list(supported)}",
             )
         _check_int(s, "trials", self.trials, minimum=1)
         _check_int(s, "seed", self.seed, minimum=0)
@@ -386,8 +380,9 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
-class TrainingSection:
-    """`[training]`: how each replica is trained and how PD is measured.
+class TrainingSection(ReplicaSettings):
+    """`[training]`: how each replica is trained and how PD is measured: a `ReplicaSettings`
+    (the object that reaches `train_replicas`), with the job's seed (`[job] seed`).
 
     Attributes:
         epochs: Training epochs per replica (>= 1; default 3). Loss and PD are evaluated on the
@@ -400,26 +395,19 @@ class TrainingSection:
             `"none"` (a control: PD is exactly 0).
         report_epoch: Which epoch's values a trial reports: `"last"` (default) or `"best"` (the
             epoch with the lowest evaluation loss, as `keras_smelu.replicas.train_replicas`).
+        task: `"auto"` (default), `"binary"`, `"multiclass"` or `"regression"`.
+        fused: Train the two replicas of a pair as one program: `"auto"` (default), true, false.
     """
 
-    epochs: int = 3
-    batch_size: int = 256
-    pairs: int = 5
-    vary: str = "data_order"
-    report_epoch: str = "last"
+    NOT_IN_JOB_FILES = ("seed",)  # the job's seed: `[job] seed`
 
-    def validate(self) -> None:
-        s = "training"
-        _check_int(s, "epochs", self.epochs, minimum=1)
-        _check_int(s, "batch_size", self.batch_size, minimum=1)
-        _check_int(s, "pairs", self.pairs, minimum=1)
-        _check_str(s, "vary", self.vary, VARY_OPTIONS)
-        _check_str(s, "report_epoch", self.report_epoch, REPORT_EPOCH_RULES)
+    pairs: int = 5
+    epochs: int = 3
 
 
 @dataclass(frozen=True)
 class SearchSection(SearchSpace):
-    """`[search]`: the activation families and the width range: the fields of `SearchSpace`.
+    """`[search]`: the activation families and the width range: a `SearchSpace`.
 
     Attributes:
         families: Families to search, from `"smelu"` (default), `"generalized_smelu"`, `"gelu"`,
@@ -437,22 +425,10 @@ class SearchSection(SearchSpace):
         """The `SearchSpace` this section describes."""
         return SearchSpace(**{f.name: getattr(self, f.name) for f in fields(SearchSpace)})
 
-    def validate(self) -> None:
-        s = "search"
-        if isinstance(self.families, str):
-            raise _fail(s, "families", f'expected a list such as ["smelu"], got {self.families!r}')
-        for family in self.families if isinstance(self.families, tuple) else ():
-            _check_str(s, "families", family, FAMILIES)
-        try:
-            super().validate()
-        except ValueError as exc:
-            name = str(exc).split(":", 1)[0]
-            raise JobError(f"[{s}] {exc}", field=f"[{s}] {name}") from exc
-
 
 @dataclass(frozen=True)
-class ObjectiveSection:
-    """`[objective]`: the two objectives, `(accuracy objective, PD)`; PD is always minimised.
+class ObjectiveSection(Objective):
+    """`[objective]`: the two objectives, `(accuracy objective, PD)`: an `Objective`.
 
     Attributes:
         accuracy: The validation metric: `"loss"` (default: the model's validation loss),
@@ -461,50 +437,11 @@ class ObjectiveSection:
         direction: `"minimize"` or `"maximize"`; inferred for the known metrics.
         pd: `"relative"` (default; the papers' PD) or `"absolute"` (steadier where most
             predictions are tiny).
+        level: Confidence level of the paired intervals against ReLU (default 0.9).
+        max_accuracy_cost: The accuracy you can give up for lower PD: a number in the metric's
+            units (`0.002`) or a percentage of ReLU's value (`"0.5%"`); omitted: no worse than
+            ReLU.
     """
-
-    accuracy: str = "loss"
-    direction: str | None = None
-    pd: str = "relative"
-
-    @property
-    def accuracy_direction(self) -> str:
-        """The direction of the accuracy objective (given or inferred)."""
-        return self.direction or METRIC_DIRECTIONS.get(self.accuracy, "minimize")
-
-    @property
-    def directions(self) -> tuple[str, str]:
-        """`(accuracy direction, "minimize")`."""
-        return (self.accuracy_direction, "minimize")
-
-    @property
-    def names(self) -> tuple[str, str]:
-        """Objective names, e.g. `("val_loss", "pd_relative")`."""
-        return (f"val_{self.accuracy}", f"pd_{self.pd}")
-
-    def validate(self) -> None:
-        s = "objective"
-        _check_str(s, "accuracy", self.accuracy)
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.accuracy):
-            raise _fail(s, "accuracy", f"expected a metric name, got {self.accuracy!r}")
-        if self.direction is not None:
-            _check_str(s, "direction", self.direction, ("minimize", "maximize"))
-        known = METRIC_DIRECTIONS.get(self.accuracy)
-        if known is None and self.direction is None:
-            raise _fail(
-                s,
-                "direction",
-                f'metric {self.accuracy!r} is not a known one; set direction = "minimize" or '
-                '"maximize"',
-            )
-        if known is not None and self.direction is not None and self.direction != known:
-            raise _fail(
-                s,
-                "direction",
-                f"{self.accuracy!r} is better when it is {known[:-1]}ed; expected "
-                f"{known!r}, got {self.direction!r}",
-            )
-        _check_str(s, "pd", self.pd, PD_KINDS)
 
 
 _SECTIONS = {
@@ -547,9 +484,6 @@ class Job:
         self.job.validate()
         self.data.validate(check_paths=check_paths, environ=environ)
         self.model.validate()
-        self.training.validate()
-        self.search.validate()
-        self.objective.validate()
         return self
 
     def output_dir(self) -> Path:
@@ -558,6 +492,11 @@ class Job:
 
     def search_space(self) -> SearchSpace:
         return self.search.space()
+
+    def trial_settings(self) -> TrialSettings:
+        """What every trial of this job trains and reports: its `[training]` and
+        `[objective]` sections, as they are."""
+        return TrialSettings(training=self.training, objective=self.objective)
 
     def dataset_kwargs(self) -> dict[str, Any]:
         """Arguments for `keras_smelu.datasets.load(**kwargs)`: `name`, `path` (resolved, or
@@ -604,7 +543,7 @@ class Job:
             obj = getattr(self, section)
             for f in fields(obj):
                 value = getattr(obj, f.name)
-                if value is None:
+                if value is None or f.name in getattr(obj, "NOT_IN_JOB_FILES", ()):
                     continue
                 if isinstance(value, tuple):
                     value = list(value)
@@ -680,6 +619,10 @@ def job_from_dict(
     for section, cls in _SECTIONS.items():
         if section in data:
             sections[section] = _from_table(cls, section, data[section])
+    sections["job"].validate()
+    # The job's seed is the replicas' base seed: the training settings carry it from here on.
+    training = sections.get("training", TrainingSection())
+    sections["training"] = dataclasses.replace(training, seed=sections["job"].seed)
     job = Job(**sections, source=source)
     return job.validate(check_paths=check_paths, environ=environ)
 

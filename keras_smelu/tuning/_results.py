@@ -1,15 +1,12 @@
-"""Tuning results: trial records, per-model frontiers, text tables, plots and files.
+"""Tuning results: one model's trials and frontier (`TuningResult`), a job's (`TuningReport`).
 
-- `TrialRecord`: one trial, with everything that makes it reproducible.
 - `TuningResult`: one model's trials, its Pareto frontier of (accuracy objective, PD), the ReLU
   reference and the recommended width; JSON and CSV round trips; a text table; a PNG plot.
 - `TuningReport`: the results of several models, saved to and loaded from a folder
   (`results.json`, `trials.csv`, `frontier-<model>.png`).
 
-JSON files are strict JSON: non-finite floats are written as `{"$float": "nan"}` (or `"inf"`,
-`"-inf"`). CSV cells hold scalars as text (floats with `repr`, so they read back exactly) and
-the structured columns (`params`, `seeds`, `metrics`, `history`, ...) as JSON; an empty cell is
-`None`.
+Trial records and their codecs are in `_record`, atomic file writing in `_files`, the plot in
+`_plot`.
 """
 
 from __future__ import annotations
@@ -18,297 +15,96 @@ import csv
 import json
 import math
 import os
-import platform
 import re
-import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
-from importlib import metadata as _metadata
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from keras_smelu.tuning._decision import Decision, decide
+from keras_smelu.tuning._files import folder_lock, write_csv, write_text
 from keras_smelu.tuning._imports import import_optional
+from keras_smelu.tuning._paired import Comparison, TrialPairs, compare
 from keras_smelu.tuning._pareto import hypervolume_2d, normalize, pareto_mask, recommend
-from keras_smelu.tuning._space import REFERENCE_FAMILY
+from keras_smelu.tuning._plot import pareto_plot_info, render_pareto_plot
+from keras_smelu.tuning._record import (
+    CSV_FIELDS,
+    CSV_RESULT_FIELDS,
+    TrialRecord,
+    csv_cell,
+    csv_value,
+    decode,
+    dumps,
+)
 
 FORMAT = "keras-smelu-tuning"
 FORMAT_VERSION = 1
-TRIAL_STATES = ("complete", "failed")
 RESULTS_JSON = "results.json"
 TRIALS_CSV = "trials.csv"
-
-
-# --------------------------------------------------------------------------- encoding helpers
-
-
-def _encode(obj: Any) -> Any:
-    """Plain data with non-finite floats tagged, so that `json.dumps(allow_nan=False)` works."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return {"$float": repr(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): _encode(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_encode(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _encode(obj.item())
-    return obj
-
-
-def _decode(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        if set(obj) == {"$float"}:
-            return float(obj["$float"])
-        return {k: _decode(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_decode(v) for v in obj]
-    return obj
-
-
-def _canonical(obj: Any) -> Any:
-    """`obj` with every NaN replaced by a marker, for NaN-aware equality."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return ("nan",)
-    if isinstance(obj, Mapping):
-        return {k: _canonical(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_canonical(v) for v in obj]
-    return obj
-
-
-def _dumps(obj: Any, **kwargs: Any) -> str:
-    return json.dumps(_encode(obj), allow_nan=False, **kwargs)
-
-
-def _as_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def system_info() -> dict[str, str]:
-    """What a trial ran on: Python, platform, Keras backend and the relevant package versions."""
-    info = {"python": platform.python_version(), "platform": platform.platform()}
-    packages = ("keras-smelu", "keras", "numpy", "jax", "tensorflow", "tensorflow-cpu", "torch")
-    for package in packages + ("optuna", "keras-tuner"):
-        try:
-            info[package] = _metadata.version(package)
-        except _metadata.PackageNotFoundError:
-            pass
-    if "keras" in sys.modules or "keras" in info:
-        try:
-            import keras
-
-            info["keras_backend"] = keras.config.backend()
-        except Exception:  # pragma: no cover - keras unusable: record what we can
-            info["keras_backend"] = os.environ.get("KERAS_BACKEND", "unknown")
-    return info
-
-
-# --------------------------------------------------------------------------- trial record
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """One tuning trial.
-
-    Attributes:
-        number: The trial's number in its study (0-based).
-        model: The model it tuned.
-        family: Activation family (`"relu"` for the reference).
-        width: Width on the shared axis (SmeLU `beta` units; 0 for ReLU).
-        params: The family's extra parameters (e.g. `{"slope_left": 0.1}`).
-        accuracy: Mean accuracy objective over the replica pairs at the reported epoch.
-        pd: Mean PD over the pairs at the reported epoch.
-        accuracy_std: Standard deviation of the accuracy objective over the replicas.
-        pd_std: Standard deviation of PD over the pairs.
-        state: `"complete"` or `"failed"`.
-        fail_reason: Why a failed trial failed (e.g. `"loss became NaN at epoch 2"`).
-        epoch: The reported epoch (1-based).
-        seeds: The seed of each replica pair (the same in every trial of a job).
-        duration_s: Wall time of the trial.
-        metrics: Further measured values at the reported epoch (other PD kinds, shift-corrected
-            PD, other validation metrics, ...).
-        history: Per-epoch trajectories, e.g. `{"accuracy": [...], "pd": [...]}` (pair means).
-        system: `system_info()` of the process that ran the trial.
-        trial_id: The storage's trial id, when it has one.
-    """
-
-    number: int
-    model: str
-    family: str
-    width: float
-    params: Mapping[str, Any] = field(default_factory=dict)
-    accuracy: float | None = None
-    pd: float | None = None
-    accuracy_std: float | None = None
-    pd_std: float | None = None
-    state: str = "complete"
-    fail_reason: str | None = None
-    epoch: int | None = None
-    seeds: tuple[int, ...] = ()
-    duration_s: float | None = None
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    history: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    system: Mapping[str, str] = field(default_factory=dict)
-    trial_id: int | None = None
-
-    def __post_init__(self) -> None:
-        # Normalise containers and numbers, so that equal records compare equal after a round
-        # trip through JSON or CSV.
-        set_ = object.__setattr__
-        set_(self, "width", float(self.width))
-        for name in ("accuracy", "pd", "accuracy_std", "pd_std", "duration_s"):
-            set_(self, name, _as_float(getattr(self, name)))
-        set_(self, "seeds", tuple(int(s) for s in self.seeds))
-        set_(self, "params", dict(self.params))
-        set_(self, "metrics", dict(self.metrics))
-        set_(self, "system", dict(self.system))
-        set_(self, "history", {k: tuple(v) for k, v in dict(self.history).items()})
-        if self.state not in TRIAL_STATES:
-            raise ValueError(f"state must be one of {TRIAL_STATES}; got {self.state!r}")
-        if self.state == "complete":
-            for name in ("accuracy", "pd"):
-                value = getattr(self, name)
-                if value is None or math.isnan(value):
-                    raise ValueError(
-                        f"a complete trial needs a number for {name}; got {value!r} "
-                        f"(trial {self.number}); record it as failed instead"
-                    )
-
-    def __eq__(self, other: object) -> bool:
-        # Field by field, except that NaN equals NaN (a missing spread survives a round trip).
-        if not isinstance(other, TrialRecord):
-            return NotImplemented
-        return _canonical(self.to_dict()) == _canonical(other.to_dict())
-
-    @property
-    def is_complete(self) -> bool:
-        return self.state == "complete"
-
-    @property
-    def is_reference(self) -> bool:
-        return self.family == REFERENCE_FAMILY
-
-    @property
-    def values(self) -> tuple[float, float]:
-        """`(accuracy, pd)`, NaN where missing."""
-        return (
-            math.nan if self.accuracy is None else self.accuracy,
-            math.nan if self.pd is None else self.pd,
-        )
-
-    @property
-    def label(self) -> str:
-        """Short description, e.g. `"smelu w=0.1"` or `"relu"`."""
-        if self.is_reference:
-            return REFERENCE_FAMILY
-        extra = "".join(f", {k}={v:.3g}" for k, v in sorted(self.params.items()) if _is_num(v))
-        return f"{self.family} w={self.width:.3g}{extra}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (tuples as lists)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, Mapping):
-                value = {k: list(v) if isinstance(v, tuple) else v for k, v in dict(value).items()}
-            out[f.name] = value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
-        """Inverse of `to_dict`; unknown keys raise `ValueError`."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown trial record field(s) {unknown}; expected {sorted(names)}")
-        data = {k: v for k, v in data.items() if v is not None or k in _OPTIONAL}
-        return cls(**data)
-
-
-_OPTIONAL = {
-    "accuracy",
-    "pd",
-    "accuracy_std",
-    "pd_std",
-    "fail_reason",
-    "epoch",
-    "duration_s",
-    "trial_id",
-}
-
-
-def _is_num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-# CSV columns: (field, kind); kinds are int, float, str or json.
-_CSV_FIELDS = [
-    ("number", "int"),
-    ("trial_id", "int"),
-    ("state", "str"),
-    ("family", "str"),
-    ("width", "float"),
-    ("accuracy", "float"),
-    ("accuracy_std", "float"),
-    ("pd", "float"),
-    ("pd_std", "float"),
-    ("epoch", "int"),
-    ("fail_reason", "str"),
-    ("params", "json"),
-    ("seeds", "json"),
-    ("duration_s", "float"),
-    ("metrics", "json"),
-    ("history", "json"),
-    ("system", "json"),
+# Paired comparison with ReLU, for spreadsheet readers (derived: not read back).
+PAIRED_CSV_COLUMNS = [
+    "pd_ratio",
+    "pd_ratio_low",
+    "pd_ratio_high",
+    "accuracy_cost",
+    "accuracy_cost_low",
+    "accuracy_cost_high",
+    "pairs_compared",
 ]
-_CSV_RESULT_FIELDS = ["model", "study_name", "objective_names", "directions"]
-CSV_COLUMNS = _CSV_RESULT_FIELDS[:2] + [name for name, _ in _CSV_FIELDS] + _CSV_RESULT_FIELDS[2:]
+CSV_COLUMNS = (
+    CSV_RESULT_FIELDS[:2]
+    + [name for name, _ in CSV_FIELDS]
+    + CSV_RESULT_FIELDS[2:]
+    + PAIRED_CSV_COLUMNS
+)
+# Columns that files written by earlier versions lack.
+_NEWER_CSV_COLUMNS = {"pairs", "level", "max_accuracy_cost", *PAIRED_CSV_COLUMNS}
 
 
-def _csv_cell(value: Any, kind: str) -> str:
-    if value is None:
-        return ""
-    if kind == "float":
-        return repr(float(value))
-    if kind == "json":
-        return _dumps(value, sort_keys=False, separators=(",", ":"))
-    return str(value)
+def candidate_name(trial: TrialRecord) -> str:
+    """How decisions name a trial, e.g. `"smelu w=0.44 (trial 7)"`."""
+    return f"{trial.label} (trial {trial.number})"
 
 
-def _csv_value(text: str, kind: str) -> Any:
-    if text == "":
+def _pd_kind(objective_name: str, pd: Mapping[str, float]) -> str:
+    kind = objective_name.removeprefix("pd_")
+    if kind not in pd and kind == "relative" and "relative_to_mean" in pd:
+        return "relative_to_mean"  # regression: relative PD is relative to the mean
+    return kind
+
+
+def trial_pairs(trial: TrialRecord, objective_names: tuple[str, str]) -> TrialPairs | None:
+    """The per-pair PD and replica metrics of `trial` at its reported epoch, or `None` when the
+    record kept no per-pair data (or lacks the objectives)."""
+    if not trial.pairs or trial.epoch is None:
         return None
-    if kind == "int":
-        return int(text)
-    if kind == "float":
-        return float(text)
-    if kind == "json":
-        return _decode(json.loads(text))
-    return text
+    metric = objective_names[0].removeprefix("val_")
+    index = trial.epoch - 1
+    pd, accuracy = {}, {}
+    try:
+        for pair in trial.pairs:
+            pd_at = pair["pd"][index]
+            pd[int(pair["pair"])] = float(pd_at[_pd_kind(objective_names[1], pd_at)])
+            a, b = (float(r["metrics"][index][metric]) for r in pair["replicas"])
+            accuracy[int(pair["pair"])] = (a, b)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return TrialPairs(pd, accuracy)
 
 
-# --------------------------------------------------------------------------- one model's result
-
-
-class _ParetoPlotInfo(NamedTuple):
-    """Everything the frontier plot shows, computed without drawing (tests check this)."""
-
-    title: str
-    x_label: str
-    y_label: str
-    families: tuple[str, ...]  # legend order
-    points: tuple[tuple[int, str, float, float, float | None, float | None], ...]
-    # points: (trial number, family, x, y, x std, y std) for every complete trial
-    front: tuple[tuple[float, float], ...]  # frontier points, in drawing order (x ascending)
-    front_numbers: tuple[int, ...]
-    front_labels: tuple[str, ...]  # what each frontier point is, e.g. "smelu w=0.44"
-    reference: tuple[float, float] | None
-    recommended: tuple[float, float] | None
-    recommended_label: str | None
-    n_failed: int
+def _paired_cells(comparison: Comparison | None) -> dict[str, str]:
+    if comparison is None:
+        return {}
+    ratio, cost = comparison.pd_ratio, comparison.accuracy_cost
+    values = (ratio.estimate, ratio.low, ratio.high, cost.estimate, cost.low, cost.high)
+    cells = {
+        name: csv_cell(value, "float")
+        for name, value in zip(PAIRED_CSV_COLUMNS, values, strict=False)
+    }
+    cells["pairs_compared"] = str(min(ratio.n, cost.n))
+    return cells
 
 
 @dataclass(frozen=True)
@@ -321,6 +117,9 @@ class TuningResult:
         directions: Directions of `(accuracy objective, PD)`; PD is minimised.
         objective_names: Names of the two objectives, e.g. `("val_loss", "pd_relative")`.
         study_name: The study the trials came from, if any.
+        level: Confidence level of the paired intervals against ReLU.
+        max_accuracy_cost: The accuracy budget of the recommendation (`Objective`): `None`
+            (no worse than ReLU), a number in the metric's units, or a percentage `"0.5%"`.
     """
 
     model: str
@@ -328,6 +127,8 @@ class TuningResult:
     directions: tuple[str, str] = ("minimize", "minimize")
     objective_names: tuple[str, str] = ("val_loss", "pd_relative")
     study_name: str | None = None
+    level: float = 0.9
+    max_accuracy_cost: float | str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trials", tuple(self.trials))
@@ -374,13 +175,61 @@ class TuningResult:
         order = sorted(np.flatnonzero(on_front), key=lambda i: (loss[i, 0], loss[i, 1], i))
         return [trials[i] for i in order]
 
+    # -- paired comparisons with ReLU
+    @property
+    def has_pairs(self) -> bool:
+        """Whether the reference and every candidate kept their per-pair data (results
+        written before it was kept have none: the legacy rule recommends then)."""
+        reference = self.reference
+        return bool(
+            reference is not None
+            and reference.pairs
+            and all(t.pairs for t in self.candidates)
+        )
+
+    def pairs_of(self, trial: TrialRecord) -> TrialPairs | None:
+        """`trial`'s per-pair PD and replica metrics at its reported epoch, or `None`."""
+        return trial_pairs(trial, self.objective_names)
+
+    def comparison(self, trial: TrialRecord) -> Comparison | None:
+        """`trial` against the ReLU reference, pair by pair (PD ratio and accuracy cost with
+        `level` intervals); `None` without per-pair data or a reference."""
+        reference = self.reference
+        if reference is None or trial.is_reference:
+            return None
+        mine, theirs = self.pairs_of(trial), self.pairs_of(reference)
+        if mine is None or theirs is None:
+            return None
+        return compare(mine, theirs, self.directions[0], self.level)
+
+    @property
+    def decision(self) -> Decision | None:
+        """The recommendation rule applied to the candidates (see `keras_smelu.tuning.decide`):
+        the lowest PD whose accuracy cost stays within `max_accuracy_cost` and whose PD
+        reduction is significant, both at `level`; `None` without per-pair data."""
+        if not self.has_pairs:
+            return None
+        return decide(
+            {candidate_name(t): self.pairs_of(t) for t in self.candidates},
+            self.pairs_of(self.reference),
+            self.max_accuracy_cost,
+            self.level,
+            direction=self.directions[0],
+        )
+
     @property
     def recommended(self) -> TrialRecord | None:
-        """The recommended trial (`recommend`: the lowest PD at accuracy no worse than ReLU's,
-        else the knee); `None` when there is no complete candidate."""
+        """The recommended trial: by `decision` (`None`: keep ReLU) when the trials kept their
+        per-pair data; otherwise (older results) by `recommend`, the lowest PD at accuracy no
+        worse than ReLU's, else the knee. `None` when there is no complete candidate."""
         candidates = self.candidates
         if not candidates:
             return None
+        decision = self.decision
+        if decision is not None:
+            return next(
+                (t for t in candidates if candidate_name(t) == decision.recommended), None
+            )
         reference = self.reference
         index = recommend(
             self._values(candidates),
@@ -401,36 +250,62 @@ class TuningResult:
 
     # -- files
     def to_dict(self) -> dict[str, Any]:
+        """Plain data: the trials and settings, plus (for readers; recomputed on load) each
+        candidate's comparison with ReLU and the decision with its reasons."""
+        decision = self.decision
+        comparisons = {}
+        for trial in self.candidates:
+            comparison = self.comparison(trial)
+            if comparison is not None:
+                comparisons[str(trial.number)] = comparison.to_dict()
         return {
             "model": self.model,
             "study_name": self.study_name,
             "objective_names": list(self.objective_names),
             "directions": list(self.directions),
+            "level": self.level,
+            "max_accuracy_cost": self.max_accuracy_cost,
             "trials": [t.to_dict() for t in self.trials],
+            "comparisons": comparisons,
+            "decision": None if decision is None else decision.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TuningResult:
-        expected = {"model", "study_name", "objective_names", "directions", "trials"}
-        unknown = sorted(set(data) - expected)
+        fields_ = {"model", "study_name", "objective_names", "directions", "trials"}
+        fields_ |= {"level", "max_accuracy_cost"}
+        derived = {"comparisons", "decision"}  # recomputed from the trials
+        unknown = sorted(set(data) - fields_ - derived)
         if unknown:
-            raise ValueError(f"unknown result field(s) {unknown}; expected {sorted(expected)}")
+            raise ValueError(f"unknown result field(s) {unknown}; expected {sorted(fields_)}")
+        for name in ("objective_names", "directions"):
+            value = data.get(name)
+            if value is not None and (not isinstance(value, (list, tuple)) or len(value) != 2):
+                raise ValueError(f"result field {name!r}: expected a list of two; got {value!r}")
+        trials = data.get("trials")
+        if trials is None:
+            trials = ()
+        if not isinstance(trials, (list, tuple)):
+            raise ValueError(f"result field 'trials': expected a list; got {trials!r}")
+        level = data.get("level")
         return cls(
             model=data["model"],
-            trials=tuple(TrialRecord.from_dict(t) for t in data.get("trials", ())),
-            directions=tuple(data.get("directions", ("minimize", "minimize"))),
-            objective_names=tuple(data.get("objective_names", ("val_loss", "pd_relative"))),
+            trials=tuple(TrialRecord.from_dict(t) for t in trials),
+            directions=tuple(data.get("directions") or ("minimize", "minimize")),
+            objective_names=tuple(data.get("objective_names") or ("val_loss", "pd_relative")),
             study_name=data.get("study_name"),
+            level=0.9 if level is None else float(level),
+            max_accuracy_cost=data.get("max_accuracy_cost"),
         )
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write this result as strict JSON; returns the path."""
         document = {"format": FORMAT, "version": FORMAT_VERSION, "result": self.to_dict()}
-        return _write_text(path, _dumps(document, indent=2) + "\n")
+        return write_text(path, dumps(document, indent=2) + "\n")
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> TuningResult:
-        document = _read_document(path)
+        document = read_document(path)
         if "result" not in document:
             raise ValueError(f"{path}: no 'result' in this file (a TuningReport's results.json?)")
         return cls.from_dict(document["result"])
@@ -439,21 +314,24 @@ class TuningResult:
         for trial in self.trials:
             row = {
                 "model": self.model,
-                "study_name": _csv_cell(self.study_name, "str"),
-                "objective_names": _csv_cell(list(self.objective_names), "json"),
-                "directions": _csv_cell(list(self.directions), "json"),
+                "study_name": csv_cell(self.study_name, "str"),
+                "objective_names": csv_cell(list(self.objective_names), "json"),
+                "directions": csv_cell(list(self.directions), "json"),
+                "level": csv_cell(self.level, "float"),
+                "max_accuracy_cost": csv_cell(self.max_accuracy_cost, "json"),
             }
-            for name, kind in _CSV_FIELDS:
-                row[name] = _csv_cell(getattr(trial, name), kind)
+            for name, kind in CSV_FIELDS:
+                row[name] = csv_cell(getattr(trial, name), kind)
+            row.update(_paired_cells(self.comparison(trial)))
             yield row
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write one row per trial (the columns are `CSV_COLUMNS`); returns the path."""
-        return _write_csv(path, self._csv_rows())
+        return write_csv(path, self._csv_rows(), CSV_COLUMNS)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str]) -> TuningResult:
-        results = _read_csv(path)
+        results = read_csv(path)
         if len(results) != 1:
             raise ValueError(
                 f"{path}: expected the trials of one model, found {len(results)} models "
@@ -462,49 +340,73 @@ class TuningResult:
         return next(iter(results.values()))
 
     # -- views
-    def _objective_label(self, index: int) -> str:
+    def objective_label(self, index: int) -> str:
         better = "lower" if self.directions[index] == "minimize" else "higher"
         return f"{self.objective_names[index]} ({better} is better)"
 
     def frontier_table(self) -> str:
-        """The frontier (and the ReLU reference) as a printable text table."""
+        """The frontier (and the ReLU reference) as a printable text table, with each point's
+        paired comparison with ReLU and, below it, the decision and its reasons."""
         acc_name, pd_name = self.objective_names
         reference = self.reference
         recommended = self.recommended
+        decision = self.decision
         rows = list(self.frontier)
         if reference is not None and reference not in rows:
             rows.insert(0, reference)
-        header = ["", "trial", "activation", acc_name, pd_name, "vs ReLU"]
+        if recommended is not None and recommended not in rows:
+            rows.append(recommended)
+        level = f"{self.level:.0%}"
+        if decision is not None:
+            header = ["", "trial", "activation", acc_name, pd_name, f"PD x ReLU [{level} CI]"]
+            header.append(f"{acc_name} cost [{level} CI]")
+        else:
+            header = ["", "trial", "activation", acc_name, pd_name, "vs ReLU"]
         lines = []
         for trial in rows:
             mark = "*" if recommended is not None and trial is recommended else ""
             if trial.is_reference:
                 mark = mark or "ref"
-            versus = ""
-            if reference is not None and not trial.is_reference:
+            line = [mark, str(trial.number), trial.label]
+            line += [f"{trial.accuracy:.4g}", f"{trial.pd:.4g}"]
+            comparison = self.comparison(trial)
+            if decision is not None:
+                line += (
+                    ["", ""]
+                    if comparison is None
+                    else [
+                        comparison.pd_ratio.format(3),
+                        comparison.accuracy_cost.format(3),
+                    ]
+                )
+            elif reference is not None and not trial.is_reference:
                 d_acc = trial.accuracy - reference.accuracy
                 ratio = trial.pd / reference.pd if reference.pd else math.nan
-                versus = f"{acc_name} {d_acc:+.4g}, PD x{ratio:.3g}"
-            lines.append(
-                [
-                    mark,
-                    str(trial.number),
-                    trial.label,
-                    _with_std(trial.accuracy, trial.accuracy_std),
-                    _with_std(trial.pd, trial.pd_std),
-                    versus,
-                ]
-            )
+                line.append(f"{acc_name} {d_acc:+.4g}, PD x{ratio:.3g} (no per-pair data)")
+            else:
+                line.append("")
+            lines.append(line)
         widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
         text = [
             f"{self.model}: {len(self.frontier)} frontier point(s) of "
             f"{len(self.complete_trials)} complete trial(s), {len(self.failed_trials)} failed; "
-            f"{self._objective_label(0)}, {self._objective_label(1)}"
+            f"{self.objective_label(0)}, {self.objective_label(1)}"
         ]
         for row in [header, ["-" * w for w in widths], *lines]:
             cells = (cell.ljust(w) for cell, w in zip(row, widths, strict=True))
             text.append("  ".join(cells).rstrip())
-        if recommended is not None:
+        if decision is not None:
+            text.append(f"Decision: {decision.summary}.")
+            shown = decision.reasons[:5]
+            text += [f"  - {reason}" for reason in shown]
+            if len(decision.reasons) > len(shown):
+                text.append(f"  ... and {len(decision.reasons) - len(shown)} more (results.json)")
+            if decision.unresolved:
+                text.append(
+                    f"  Unresolved with these pairs: {len(decision.unresolved)} candidate(s); "
+                    "more pairs could decide them."
+                )
+        elif recommended is not None:
             text.append(f"* recommended: {recommended.label} (trial {recommended.number})")
         else:
             text.append("* recommended: none (no complete smooth trial)")
@@ -518,7 +420,7 @@ class TuningResult:
         Needs matplotlib (`pip install "keras-smelu[tuning]"`); uses the object-oriented API
         with the Agg canvas, so it works headless and leaves pyplot alone.
         """
-        return _render_pareto_plot(_pareto_plot_info(self), path)
+        return render_pareto_plot(pareto_plot_info(self), path)
 
 
 def _with_std(value: float | None, std: float | None) -> str:
@@ -527,105 +429,6 @@ def _with_std(value: float | None, std: float | None) -> str:
     if std is None or not math.isfinite(std):
         return f"{value:.4g}"
     return f"{value:.4g} ± {std:.2g}"
-
-
-def _finite_or_zero(value: float | None) -> float:
-    return value if value is not None and math.isfinite(value) else 0.0
-
-
-def _pareto_plot_info(result: TuningResult) -> _ParetoPlotInfo:
-    """The plain data of the frontier plot of `result`."""
-    complete = result.complete_trials
-    families: list[str] = []
-    for trial in complete:
-        if trial.family not in families:
-            families.append(trial.family)
-    points = tuple(
-        (t.number, t.family, float(t.accuracy), float(t.pd), t.accuracy_std, t.pd_std)
-        for t in complete
-    )
-    front = sorted(result.frontier, key=lambda t: (t.accuracy, t.pd))
-    reference = result.reference
-    recommended = result.recommended
-    return _ParetoPlotInfo(
-        title=f"{result.model}: accuracy / PD trade-off",
-        x_label=result._objective_label(0),
-        y_label=result._objective_label(1),
-        families=tuple(families),
-        points=points,
-        front=tuple((float(t.accuracy), float(t.pd)) for t in front),
-        front_numbers=tuple(t.number for t in front),
-        front_labels=tuple(t.label for t in front),
-        reference=None if reference is None else (float(reference.accuracy), float(reference.pd)),
-        recommended=(
-            None if recommended is None else (float(recommended.accuracy), float(recommended.pd))
-        ),
-        recommended_label=None if recommended is None else recommended.label,
-        n_failed=len(result.failed_trials),
-    )
-
-
-def _render_pareto_plot(info: _ParetoPlotInfo, path: str | os.PathLike[str]) -> Path:
-    figure_module = import_optional("matplotlib.figure", "Plotting the frontier")
-    agg = import_optional("matplotlib.backends.backend_agg", "Plotting the frontier")
-    figure = figure_module.Figure(figsize=(7.0, 5.0), layout="constrained")
-    agg.FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
-    colors = import_optional("matplotlib").rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, family in enumerate(info.families):
-        if family == REFERENCE_FAMILY:
-            continue
-        pts = [p for p in info.points if p[1] == family]
-        x = [p[2] for p in pts]
-        y = [p[3] for p in pts]
-        xerr = [_finite_or_zero(p[4]) for p in pts]
-        yerr = [_finite_or_zero(p[5]) for p in pts]
-        color = colors[i % len(colors)]
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor=color, alpha=0.25, linewidth=0.8)
-        ax.scatter(x, y, color=color, alpha=0.6, s=28, label=family)
-    if info.front:
-        fx = [x for x, _ in info.front]
-        fy = [y for _, y in info.front]
-        ax.plot(fx, fy, color="black", linewidth=1.2, zorder=3, label="Pareto frontier")
-        ax.scatter(fx, fy, facecolors="none", edgecolors="black", s=70, linewidths=1.2, zorder=4)
-        for x, y, label in zip(fx, fy, info.front_labels, strict=True):
-            ax.annotate(label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=7)
-    if info.reference is not None:
-        ax.scatter(
-            [info.reference[0]],
-            [info.reference[1]],
-            marker="*",
-            s=220,
-            color="tab:red",
-            edgecolors="black",
-            zorder=5,
-            label="ReLU reference",
-        )
-    if info.recommended is not None:
-        ax.scatter(
-            [info.recommended[0]],
-            [info.recommended[1]],
-            marker="D",
-            s=90,
-            facecolors="none",
-            edgecolors="tab:green",
-            linewidths=2.0,
-            zorder=6,
-            label=f"recommended: {info.recommended_label}",
-        )
-    ax.set_xlabel(info.x_label)
-    ax.set_ylabel(info.y_label)
-    title = info.title + (f"  ({info.n_failed} failed)" if info.n_failed else "")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    if info.points:
-        ax.legend(fontsize="small", loc="best")
-    else:
-        ax.text(0.5, 0.5, "no complete trials", ha="center", va="center", transform=ax.transAxes)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=110)
-    return path
 
 
 # --------------------------------------------------------------------------- several models
@@ -658,11 +461,11 @@ class TuningReport:
             "metadata": dict(self.metadata),
             "results": {name: r.to_dict() for name, r in self.results.items()},
         }
-        return _write_text(path, _dumps(document, indent=2) + "\n")
+        return write_text(path, dumps(document, indent=2) + "\n")
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> TuningReport:
-        document = _read_document(path)
+        document = read_document(path)
         if "results" not in document:
             raise ValueError(f"{path}: no 'results' in this file (a single TuningResult?)")
         results = {name: TuningResult.from_dict(r) for name, r in document["results"].items()}
@@ -670,12 +473,12 @@ class TuningReport:
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         rows = (row for r in self.results.values() for row in r._csv_rows())
-        return _write_csv(path, rows)
+        return write_csv(path, rows, CSV_COLUMNS)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str]) -> TuningReport:
         """Read `trials.csv` (metadata is not in the CSV: it comes back empty)."""
-        return cls(_read_csv(path))
+        return cls(read_csv(path))
 
     def save(self, directory: str | os.PathLike[str], *, plots: bool | None = None) -> list[Path]:
         """Write `results.json`, `trials.csv` and (with `plots`) `frontier-<model>.png` files.
@@ -689,16 +492,20 @@ class TuningReport:
             The written paths.
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        written = [self.to_json(directory / RESULTS_JSON), self.to_csv(directory / TRIALS_CSV)]
         if plots is None:
             try:
                 import_optional("matplotlib")
                 plots = True
             except ImportError:
                 plots = False
-        if plots:
-            written += self.plot(directory)
+        # Workers of one job write the same folder: one writer at a time, each file atomic.
+        with folder_lock(directory):
+            written = [
+                self.to_json(directory / RESULTS_JSON),
+                self.to_csv(directory / TRIALS_CSV),
+            ]
+            if plots:
+                written += self.plot(directory)
         return written
 
     def plot(self, directory: str | os.PathLike[str]) -> list[Path]:
@@ -734,21 +541,13 @@ def plot_filename(model: str) -> str:
     return f"frontier-{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.png"
 
 
-# --------------------------------------------------------------------------- file helpers
+
+# --------------------------------------------------------------------------- reading
 
 
-def _write_text(path: str | os.PathLike[str], text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # never leave a half-written results file behind
-    return path
-
-
-def _read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
-        document = _decode(json.loads(Path(path).read_text(encoding="utf-8")))
+        document = decode(json.loads(Path(path).read_text(encoding="utf-8")))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
@@ -761,22 +560,10 @@ def _read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     return document
 
 
-def _write_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, str]]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
-
-
-def _read_csv(path: str | os.PathLike[str]) -> dict[str, TuningResult]:
+def read_csv(path: str | os.PathLike[str]) -> dict[str, TuningResult]:
     with Path(path).open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = sorted(set(CSV_COLUMNS) - set(reader.fieldnames or ()))
+        missing = sorted(set(CSV_COLUMNS) - _NEWER_CSV_COLUMNS - set(reader.fieldnames or ()))
         if missing:
             raise ValueError(f"{path}: not a keras-smelu trials CSV; missing columns {missing}")
         groups: dict[str, dict[str, Any]] = {}
@@ -785,16 +572,22 @@ def _read_csv(path: str | os.PathLike[str]) -> dict[str, TuningResult]:
                 record = TrialRecord.from_dict(
                     {
                         "model": row["model"],
-                        **{name: _csv_value(row[name], kind) for name, kind in _CSV_FIELDS},
+                        **{
+                            name: csv_value(row[name], kind)
+                            for name, kind in CSV_FIELDS
+                            if row.get(name) is not None
+                        },
                     }
                 )
                 key = row["model"]
                 group = groups.setdefault(
                     key,
                     {
-                        "study_name": _csv_value(row["study_name"], "str"),
-                        "objective_names": tuple(_csv_value(row["objective_names"], "json")),
-                        "directions": tuple(_csv_value(row["directions"], "json")),
+                        "study_name": csv_value(row["study_name"], "str"),
+                        "objective_names": tuple(csv_value(row["objective_names"], "json")),
+                        "directions": tuple(csv_value(row["directions"], "json")),
+                        "level": csv_value(row.get("level") or "0.9", "float"),
+                        "max_accuracy_cost": csv_value(row.get("max_accuracy_cost") or "", "json"),
                         "trials": [],
                     },
                 )
@@ -808,6 +601,8 @@ def _read_csv(path: str | os.PathLike[str]) -> dict[str, TuningResult]:
             directions=g["directions"],
             objective_names=g["objective_names"],
             study_name=g["study_name"],
+            level=g["level"],
+            max_accuracy_cost=g["max_accuracy_cost"],
         )
         for model, g in groups.items()
     }

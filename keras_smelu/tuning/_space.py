@@ -22,6 +22,7 @@ Every family is placed on one axis, the *width*, in SmeLU's units (its half-widt
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from keras_smelu._settings import SettingError
 from keras_smelu.activations import COMPARATORS, _check_width, beta_to_scale
 
 REFERENCE_FAMILY = "relu"
@@ -131,47 +133,68 @@ class SearchSpace:
     slope_left_high: float = 0.3
     reference: bool = True
 
-    def validate(self) -> SearchSpace:
-        """Check every field; raise `ValueError` naming the first bad one. Returns `self`."""
-        if isinstance(self.families, str) or not isinstance(self.families, (tuple, list)):
-            raise ValueError(f"families: expected a list of family names; got {self.families!r}")
+    def __post_init__(self) -> None:
+        if isinstance(self.families, list):
+            object.__setattr__(self, "families", tuple(self.families))
+        if not isinstance(self.families, tuple):
+            raise SettingError(
+                "families", detail=f"expected a list of family names; got {self.families!r}"
+            )
         if len(self.families) == 0:
-            raise ValueError(f"families: expected at least one of {FAMILIES}; got none")
+            raise SettingError("families", detail=f"expected at least one of {FAMILIES}; got none")
         for family in self.families:
+            if family == REFERENCE_FAMILY:
+                raise SettingError(
+                    "families",
+                    detail=f"unknown family {family!r}; expected one of {FAMILIES} (ReLU is the "
+                    "reference, set reference=True)",
+                )
             if family not in FAMILIES:
-                hint = " (ReLU is the reference, set reference=True)" if family == "relu" else ""
-                raise ValueError(
-                    f"families: unknown family {family!r}; expected one of {FAMILIES}{hint}"
+                close = difflib.get_close_matches(str(family), FAMILIES, n=1)
+                raise SettingError(
+                    "families",
+                    expected=f"one of {list(FAMILIES)}",
+                    received=family,
+                    detail=f"unknown family {family!r}; expected one of {FAMILIES}",
+                    hint=f"did you mean {close[0]!r}?" if close else None,
                 )
         if len(set(self.families)) != len(self.families):
-            raise ValueError(f"families: duplicate names in {list(self.families)}")
+            raise SettingError("families", detail=f"duplicate names in {list(self.families)}")
         for name in ("width_low", "width_high", "slope_left_low", "slope_left_high"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name}: expected a number; got {value!r}")
+                raise SettingError(name, detail=f"expected a number; got {value!r}")
             if not math.isfinite(value):
-                raise ValueError(f"{name}: expected a finite number; got {value!r}")
+                raise SettingError(name, detail=f"expected a finite number; got {value!r}")
         if not isinstance(self.log, bool):
-            raise ValueError(f"log: expected true or false; got {self.log!r}")
+            raise SettingError("log", detail=f"expected true or false; got {self.log!r}")
         if not isinstance(self.reference, bool):
-            raise ValueError(f"reference: expected true or false; got {self.reference!r}")
+            raise SettingError(
+                "reference", detail=f"expected true or false; got {self.reference!r}"
+            )
         if self.width_low <= 0:
             # Width 0 is ReLU (the reference), and a log scale needs a positive bound.
             scale = " on a log scale" if self.log else ""
-            raise ValueError(
-                f"width_low: expected a positive number{scale} (width 0 is the ReLU "
-                f"reference); got {self.width_low!r}"
+            raise SettingError(
+                "width_low",
+                detail=f"expected a positive number{scale} (width 0 is the ReLU reference); "
+                f"got {self.width_low!r}",
             )
         if not self.width_low < self.width_high:
-            raise ValueError(
-                f"width_low: expected a positive number below width_high ({self.width_high!r}), "
-                f"got {self.width_low!r}"
+            raise SettingError(
+                "width_low",
+                detail=f"expected a positive number below width_high ({self.width_high!r}), "
+                f"got {self.width_low!r}",
             )
         if not 0.0 <= self.slope_left_low <= self.slope_left_high < 1.0:
-            raise ValueError(
-                "slope_left_high: expected 0 <= slope_left_low <= slope_left_high < 1; got "
-                f"{self.slope_left_low!r} and {self.slope_left_high!r}"
+            raise SettingError(
+                "slope_left_high",
+                detail="expected 0 <= slope_left_low <= slope_left_high < 1; got "
+                f"{self.slope_left_low!r} and {self.slope_left_high!r}",
             )
+
+    def validate(self) -> SearchSpace:
+        """Every field is checked when the space is made; kept for callers. Returns `self`."""
         return self
 
     def widths(self, n: int) -> np.ndarray:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import re
 import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from keras_smelu.tuning._results import TrialRecord, TuningReport, system_info
+from keras_smelu.replicas import ReplicaSettings
+from keras_smelu.tuning._backends import BACKEND_NAMES, BACKENDS
+from keras_smelu.tuning._fingerprint import check_output_folder, job_fingerprint
+from keras_smelu.tuning._objective import Objective
+from keras_smelu.tuning._paired import compare
+from keras_smelu.tuning._record import TrialRecord, system_info
+from keras_smelu.tuning._results import TuningReport, trial_pairs
 from keras_smelu.tuning._space import SearchSpace
-from keras_smelu.tuning._trial import TrialSettings, infer_direction, takes_hp
+from keras_smelu.tuning._trial import TrialSettings, takes_hp
 
-# The samplers of each backend, named here where no optional package is needed.
-SAMPLERS = {"optuna": ("tpe", "nsga2", "random", "grid"), "keras_tuner": ("random", "grid")}
-BACKENDS = tuple(SAMPLERS)
+if TYPE_CHECKING:
+    from keras_smelu.datasets import RecDataset
+    from keras_smelu.tuning._job import Job
+
+Builder = Callable[..., Any]
+"""`builder(activation) -> compiled keras.Model` (keras-tuner: also `(activation, hp)`)."""
 
 
 def split_data(data: Any) -> tuple[Any, Any]:
@@ -58,55 +67,104 @@ def print_progress(
     finished: int,
     trials: int,
     names: tuple[str, str] = ("accuracy", "pd"),
-    stream=None,
+    stream: TextIO | None = None,
+    *,
+    reference: TrialRecord | None = None,
+    direction: str = "minimize",
+    level: float = 0.9,
 ) -> None:
-    """The one-line progress report of a finished trial."""
+    """The one-line progress report of a finished trial.
+
+    With the ReLU `reference` and per-pair data, a search trial's line shows its paired
+    comparison: the PD ratio to ReLU and the accuracy cost, each with a `level` interval over
+    the pairs (not the replicas' spread, which common random numbers make irrelevant).
+    """
     stream = stream or sys.stdout
     counter = "reference" if record.is_reference else f"trial {finished}/{trials}"
     if record.is_complete:
-        values = ", ".join(
-            f"{name} {value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
-            for name, value, std in zip(
-                names,
-                (record.accuracy, record.pd),
-                (record.accuracy_std, record.pd_std),
-                strict=True,
-            )
-        )
-        outcome = f"{values} ({record.duration_s:.1f}s)"
+        values = f"{names[0]} {record.accuracy:.4f}, {names[1]} {record.pd:.4f}"
+        versus = _versus(record, reference, names, direction, level)
+        outcome = f"{values}{versus} ({record.duration_s or 0.0:.1f}s)"
     else:
         outcome = f"FAILED: {record.fail_reason}"
     print(f"[{record.model}] {counter} #{record.number} {record.label}: {outcome}", file=stream)
     stream.flush()
 
 
+def _versus(
+    record: TrialRecord,
+    reference: TrialRecord | None,
+    names: tuple[str, str],
+    direction: str,
+    level: float,
+) -> str:
+    if record.is_reference or reference is None:
+        return ""
+    mine, theirs = trial_pairs(record, names), trial_pairs(reference, names)
+    if mine is None or theirs is None:
+        return ""
+    comparison = compare(mine, theirs, direction, level)
+    return (
+        f"; vs ReLU: PD x{comparison.pd_ratio.format(3)}, {names[0]} cost "
+        f"{comparison.accuracy_cost.format(3)} ({level:.0%} CI, {comparison.pd_ratio.n} pairs)"
+    )
+
+
+class _Progress:
+    """The progress printer of one run: remembers each model's reference for the paired
+    comparison of its later trials."""
+
+    def __init__(self, settings: TrialSettings) -> None:
+        self.settings = settings
+        self.references: dict[str, TrialRecord] = {}
+
+    def __call__(self, record: TrialRecord, finished: int, trials: int) -> None:
+        if record.is_reference and record.is_complete:
+            self.references[record.model] = record
+        print_progress(
+            record,
+            finished,
+            trials,
+            self.settings.objective_names,
+            reference=self.references.get(record.model),
+            direction=self.settings.directions[0],
+            level=self.settings.objective.level,
+        )
+
+
 def tune(
-    models: Any,
-    data: Any,
+    models: Builder | Mapping[str, Builder],
+    data: RecDataset | Callable[[], RecDataset] | tuple[Any, Any],
+    space: SearchSpace | None = None,
+    settings: TrialSettings | None = None,
     *,
-    families: tuple[str, ...] | list[str] = ("smelu",),
-    width_range: tuple[float, float] = (0.01, 10.0),
-    log: bool = True,
-    slope_left_range: tuple[float, float] = (0.0, 0.3),
-    reference: bool = True,
-    accuracy: str = "loss",
-    direction: str | None = None,
-    pd: str = "relative",
-    trials: int = 20,
-    pairs: int = 2,
-    epochs: int = 2,
-    batch_size: int = 256,
-    vary: str = "data_order",
-    report_epoch: str = "last",
     backend: str = "optuna",
     sampler: str | None = None,
     storage: str | None = None,
     study_name: str = "keras-smelu",
     output: str | Path | None = None,
-    seed: int = 0,
+    trials: int = 20,
     timeout: float | None = None,
     compilation_cache: bool | str | Path = True,
     verbose: int = 1,
+    fingerprint: Mapping[str, Any] | None = None,
+    on_mismatch: str = "error",
+    families: tuple[str, ...] | list[str] | None = None,
+    width_range: tuple[float, float] | None = None,
+    log: bool | None = None,
+    slope_left_range: tuple[float, float] | None = None,
+    reference: bool | None = None,
+    accuracy: str | None = None,
+    direction: str | None = None,
+    pd: str | None = None,
+    level: float | None = None,
+    max_accuracy_cost: float | str | None = None,
+    pairs: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    vary: str | None = None,
+    report_epoch: str | None = None,
+    seed: int | None = None,
 ) -> TuningReport:
     """Searches the activation width of each model for accuracy and prediction difference.
 
@@ -116,6 +174,11 @@ def tune(
     Pair k uses the same seeds in every trial, so widths are compared on common random
     numbers. ReLU is evaluated once per model as the reference.
 
+    What to search and how trials train are two settings objects, the same ones a job file's
+    sections are: `space` (a `SearchSpace`) and `settings` (a `TrialSettings`: the replicas'
+    `ReplicaSettings` and the `Objective`). The keyword conveniences below (`families`,
+    `width_range`, ..., `pairs`, `epochs`, ...) override single fields of either.
+
     Args:
         models: A builder `builder(activation) -> compiled keras.Model`, or a dict
             `{name: builder}`; each model gets its own study and frontier. With the keras-tuner
@@ -123,23 +186,9 @@ def tune(
         data: A `keras_smelu.datasets.RecDataset` (trained on `.train`, measured on `.test`),
             a loader returning one, or a pair `(train_data, eval_data)` of `(x, y)` tuples
             or `tf.data` datasets.
-        families: Activation families to search: "smelu", "generalized_smelu", "gelu",
-            "swish", "softplus" (comparators share SmeLU's width axis by matched curvature).
-        width_range: `(low, high)` width range in SmeLU `beta` units.
-        log: Sample widths on a log scale (the useful range spans decades).
-        slope_left_range: Range of g-SmeLU's left slope.
-        reference: Evaluate the ReLU reference point.
-        accuracy: The accuracy objective: "loss" (evaluation loss, default) or a compiled
-            metric name such as "auc".
-        direction: "minimize" or "maximize" for `accuracy`; inferred for known metrics.
-        pd: PD objective: "relative" (default) or "absolute".
-        trials: Search trials per model (the reference not counted). Trials already in the
-            storage count: rerunning resumes.
-        pairs: Replica pairs per trial (>= 5 for a claim; PD is heavy-tailed).
-        epochs: Epochs per replica.
-        batch_size: Training batch size.
-        vary: What differs within a pair: "data_order" (default), "init", "both", "none".
-        report_epoch: "last" or "best" (lowest evaluation loss) epoch.
+        space: The families and width range (default `SearchSpace()`).
+        settings: How trials train and what they report (default: 2 pairs of 2 epochs, the
+            evaluation loss and relative PD).
         backend: "optuna" (default) or "keras_tuner".
         sampler: Optuna: "tpe" (default), "nsga2", "random", "grid"; keras-tuner: "random"
             (default) or "grid".
@@ -152,19 +201,47 @@ def tune(
         output: Folder for the results (`results.json`, `trials.csv`, `frontier-<model>.png`)
             and the default storage. Default: `keras-smelu-runs/<study_name>` under the
             working directory.
-        seed: Seed of the sampler and of the replica pairs.
+        trials: Search trials per model (the reference not counted). Trials already in the
+            storage count: rerunning resumes.
         timeout: Seconds after which no new trial starts (per model).
         compilation_cache: On the JAX backend, turn on JAX's persistent compilation cache
             (`keras_smelu.enable_compilation_cache`) so that the replicas' identical programs
             compile once: True (default) uses `<output>/.jax-cache`, a path uses that folder,
             False leaves JAX as it is. It changes the speed only, never a result.
         verbose: 0 silent; 1 a line per trial; 2 also Keras progress bars.
+        fingerprint: More entries that define the experiment, stored with each study beside
+            what is measured (the data's shapes and a hash of its arrays, the builder's model
+            config, optimizer and learning rate, package versions). What a builder closes
+            over is only seen through the model it builds: put anything else here.
+        on_mismatch: A resumed study that ran another experiment (settings, data, model,
+            versions): "error" (default) raises ValueError naming what changed;
+            "new_study" runs a new study `<study>.2` (`.3`, ...) instead.
+        families: `space.families`: "smelu", "generalized_smelu", "gelu", "swish",
+            "softplus" (comparators share SmeLU's width axis by matched curvature).
+        width_range: `(space.width_low, space.width_high)`, in SmeLU `beta` units.
+        log: `space.log`: sample widths on a log scale.
+        slope_left_range: `(space.slope_left_low, space.slope_left_high)` of g-SmeLU.
+        reference: `space.reference`: evaluate the ReLU reference point.
+        accuracy: `Objective.accuracy`: "loss" (evaluation loss) or a compiled metric name.
+        direction: `Objective.direction`: inferred for known metrics.
+        pd: `Objective.pd`: "relative" or "absolute".
+        level: `Objective.level`: confidence level of the paired intervals (0.9).
+        max_accuracy_cost: `Objective.max_accuracy_cost`: `0.002` or `"0.5%"`.
+        pairs: `ReplicaSettings.pairs`: replica pairs per trial (>= 5 for a claim).
+        epochs: `ReplicaSettings.epochs`: epochs per replica.
+        batch_size: `ReplicaSettings.batch_size`.
+        vary: `ReplicaSettings.vary`: "data_order", "init", "both", "none".
+        report_epoch: `ReplicaSettings.report_epoch`: "last" or "best".
+        seed: `ReplicaSettings.seed`: seed of the replica pairs and of the sampler.
 
     Returns:
         A `TuningReport`: per model, a `TuningResult` with all trials, `.frontier` (the
         non-dominated trials), `.reference` (ReLU) and `.recommended`; saved to `output`.
 
     Raises:
+        ValueError: for an invalid argument or setting, naming it (nothing is trained);
+            an `output` folder holding another job's results; a resume of another
+            experiment.
         KeyboardInterrupt: after Ctrl-C, once the completed trials are saved.
 
     Example:
@@ -175,87 +252,118 @@ def tune(
     >>> print(report.summary())  # doctest: +SKIP
     """
     builders = _named_builders(models)
-    space = SearchSpace(
-        families=tuple(families),
-        width_low=width_range[0],
-        width_high=width_range[1],
+    space = _with_fields(
+        space if space is not None else SearchSpace(),
+        SearchSpace,
+        "space",
+        families=None if families is None else tuple(families),
+        width_low=None if width_range is None else width_range[0],
+        width_high=None if width_range is None else width_range[1],
         log=log,
-        slope_left_low=slope_left_range[0],
-        slope_left_high=slope_left_range[1],
+        slope_left_low=None if slope_left_range is None else slope_left_range[0],
+        slope_left_high=None if slope_left_range is None else slope_left_range[1],
         reference=reference,
     )
-    try:
-        space.validate()
-    except ValueError as error:
-        raise ValueError(f"Invalid search space: {error}") from None
-    if backend not in BACKENDS:
-        raise ValueError(f"Argument `backend` must be one of {BACKENDS}. Received: {backend!r}")
-    if backend == "keras_tuner" and storage and re.match(r"^[A-Za-z][\w+.-]*:", storage):
-        raise ValueError(
-            "Argument `storage` of the keras_tuner backend is a folder (keras-tuner keeps its "
-            f"state in files), not an Optuna storage URL. Received: storage={storage!r}"
-        )
-    if not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"Argument `trials` must be an integer >= 1. Received: {trials!r}")
-    settings = TrialSettings(
-        pairs=pairs,
-        epochs=epochs,
-        batch_size=batch_size,
-        vary=vary,
-        report_epoch=report_epoch,
-        seed=seed,
-        accuracy=accuracy,
-        direction=infer_direction(accuracy, direction),
-        pd=pd,
+    settings = settings if settings is not None else TrialSettings()
+    if not isinstance(settings, TrialSettings):
+        raise ValueError(f"`settings` must be a TrialSettings; received: {settings!r}")
+    objective = settings.objective
+    if accuracy is not None and direction is None and accuracy != objective.accuracy:
+        objective = dataclasses.replace(objective, direction=None)  # inferred for the new one
+    settings = dataclasses.replace(
+        settings,
+        training=_with_fields(
+            settings.training,
+            ReplicaSettings,
+            "settings.training",
+            pairs=pairs,
+            epochs=epochs,
+            batch_size=batch_size,
+            vary=vary,
+            report_epoch=report_epoch,
+            seed=seed,
+        ),
+        objective=_with_fields(
+            objective,
+            Objective,
+            "settings.objective",
+            accuracy=accuracy,
+            direction=direction,
+            pd=pd,
+            level=level,
+            max_accuracy_cost=max_accuracy_cost,
+        ),
         verbose=1 if verbose >= 2 else 0,
     )
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"Argument `backend` must be one of {BACKEND_NAMES}. Received: {backend!r}"
+        )
+    chosen = BACKENDS[backend]
+    if chosen.storage_is_folder and storage and re.match(r"^[A-Za-z][\w+.-]*:", storage):
+        raise ValueError(
+            f"Argument `storage` of the {backend} backend is a folder (it keeps its state in "
+            f"files), not an Optuna storage URL. Received: storage={storage!r}"
+        )
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"Argument `trials` must be an integer >= 1. Received: {trials!r}")
     train_data, eval_data = split_data(data)
     output = Path(output) if output is not None else Path("keras-smelu-runs") / study_name
+    check_output_folder(output, study_name)
     if compilation_cache:
         from keras_smelu.compilation_cache import enable_compilation_cache
 
         cache = output / ".jax-cache" if compilation_cache is True else compilation_cache
         enable_compilation_cache(cache)
     storage = storage or _default_storage(backend, output)
-    progress = functools.partial(print_progress, names=settings.objective_names)
-    if not verbose:
-        progress = None
+    progress = _Progress(settings) if verbose else None
 
     results = []
     started = time.time()
     interrupted = False
     try:
         for name, builder in builders.items():
+            if backend == "optuna" and takes_hp(builder):
+                raise ValueError(
+                    f"The builder of model {name!r} takes (activation, hp): that form is for "
+                    "the keras_tuner backend. With Optuna, a builder takes the activation only."
+                )
             results.append(
-                _tune_one(
+                chosen.load().optimize(
                     name,
                     builder,
                     train_data,
                     eval_data,
                     space,
                     settings,
-                    backend=backend,
-                    sampler=sampler,
-                    storage=storage,
-                    study_name=study_name,
                     trials=trials,
-                    seed=seed,
+                    storage=storage,
+                    study_name=chosen.study_id(study_name, name),
+                    sampler=sampler or chosen.default_sampler,
+                    seed=settings.training.seed,
                     timeout=timeout,
                     progress=progress,
+                    fingerprint=fingerprint,
+                    on_mismatch=on_mismatch,
                 )
             )
     except KeyboardInterrupt:
         interrupted = True
-        results += _partial_results(
-            builders, results, space, settings, backend, storage, study_name
+        results += _partial_results(builders, results, space, settings, chosen, storage, study_name)
+    objective = settings.objective
+    results = [  # the decision's settings: the budget and level of this run
+        dataclasses.replace(
+            r, level=objective.level, max_accuracy_cost=objective.max_accuracy_cost
         )
+        for r in results
+    ]
     metadata = {
         "study_name": study_name,
         "backend": backend,
         "storage": storage,
         "trials": trials,
-        "settings": settings.__dict__,
-        "space": space.__dict__,
+        "settings": settings_metadata(settings),
+        "space": dataclasses.asdict(space),
         "started": started,
         "interrupted": interrupted,
         "system": system_info(),
@@ -275,78 +383,29 @@ def tune(
     return report
 
 
+def settings_metadata(settings: TrialSettings) -> dict[str, Any]:
+    """The settings as results files record them: flat, the training fields first."""
+    out = dataclasses.asdict(settings.training)
+    out.update(dataclasses.asdict(settings.objective))
+    out["direction"] = settings.objective.accuracy_direction
+    out["verbose"] = settings.verbose
+    return out
+
+
+def _with_fields(obj: Any, cls: type, name: str, **changes: Any) -> Any:
+    """`obj` (an instance of `cls`) with the given (non-None) fields replaced, checked."""
+    if not isinstance(obj, cls):
+        raise ValueError(f"`{name}` must be a {cls.__name__}; received: {obj!r}")
+    given = {k: v for k, v in changes.items() if v is not None}
+    return dataclasses.replace(obj, **given) if given else obj
+
+
 def _default_storage(backend: str, output: Path) -> str:
-    if backend == "keras_tuner":
-        return str(output / "keras_tuner")
+    if BACKENDS[backend].storage_is_folder:
+        return str(output / backend)
     from keras_smelu.tuning._optuna_backend import default_storage
 
     return default_storage(output)
-
-
-def _tune_one(
-    name,
-    builder,
-    train_data,
-    eval_data,
-    space,
-    settings,
-    *,
-    backend,
-    sampler,
-    storage,
-    study_name,
-    trials,
-    seed,
-    timeout,
-    progress,
-):
-    if backend == "optuna":
-        from keras_smelu.tuning import _optuna_backend
-
-        if takes_hp(builder):
-            raise ValueError(
-                f"The builder of model {name!r} takes (activation, hp): that form is for the "
-                "keras_tuner backend. With Optuna, a builder takes the activation only."
-            )
-        return _optuna_backend.optimize(
-            name,
-            builder,
-            train_data,
-            eval_data,
-            space,
-            settings,
-            trials=trials,
-            storage=storage,
-            study_name=_study_id(backend, study_name, name),
-            sampler=sampler or "tpe",
-            seed=seed,
-            timeout=timeout,
-            progress=progress,
-        )
-    from keras_smelu.tuning import _keras_tuner_backend
-
-    return _keras_tuner_backend.tune_keras_tuner(
-        name,
-        builder,
-        train_data,
-        eval_data,
-        space,
-        settings,
-        trials=trials,
-        directory=storage,
-        project_name=_study_id(backend, study_name, name),
-        sampler=sampler or "random",
-        seed=seed,
-        timeout=timeout,
-        progress=progress,
-        verbose=1 if progress else 0,
-    )
-
-
-def _study_id(backend: str, study_name: str, model_name: str) -> str:
-    """Where a model's trials live: its Optuna study, or its keras-tuner project folder (the
-    storage folder already belongs to the job)."""
-    return f"{study_name}/{model_name}" if backend == "optuna" else model_name
 
 
 def _partial_results(builders, done, space, settings, backend, storage, study_name):
@@ -356,28 +415,22 @@ def _partial_results(builders, done, space, settings, backend, storage, study_na
     for name in builders:
         if name in finished:
             continue
-        study = _study_id(backend, study_name, name)
+        study = backend.study_id(study_name, name)
         try:
-            if backend == "optuna":
-                from keras_smelu.tuning import _optuna_backend
-
-                out.append(_optuna_backend.load_result(storage, study, name, settings))
-            else:
-                from keras_smelu.tuning import _keras_tuner_backend
-
-                out.append(_keras_tuner_backend.load_result(storage, study, name, settings, space))
+            out.append(backend.load().load_result(storage, study, name, settings, space))
         except (KeyError, FileNotFoundError):  # this model's study was never created
             break
     return out
 
 
 def tune_job(
-    job: Any,
+    job: Job,
     *,
     trials: int | None = None,
     storage: str | None = None,
     output: str | Path | None = None,
     verbose: int = 1,
+    on_mismatch: str = "error",
 ) -> TuningReport:
     """Runs (or resumes) a declarative job: loads its data, builds its models, calls `tune`.
 
@@ -387,14 +440,25 @@ def tune_job(
         storage: Overrides `[job] storage`.
         output: Overrides `[job] output`.
         verbose: As in `tune`.
+        on_mismatch: As in `tune`; the job's `[data]` and `[model]` sections are part of
+            what a resumed study must share.
 
     Returns:
         The `TuningReport`, also saved in the output folder.
+
+    Raises:
+        JobError: the dataset loader refuses the job's `[data]` fields.
     """
     from keras_smelu import datasets, models
+    from keras_smelu.tuning._job import JobError
 
     data_kwargs = job.dataset_kwargs()
-    dataset = datasets.load(data_kwargs.pop("name"), data_kwargs.pop("path"), **data_kwargs)
+    try:
+        dataset = datasets.load(data_kwargs.pop("name"), data_kwargs.pop("path"), **data_kwargs)
+    except (TypeError, ValueError) as error:  # e.g. an option of the wrong type
+        raise JobError(
+            f"[data] options: the {job.data.dataset} loader refused them: {error}"
+        ) from None
     if job.data.dataset != "synthetic" and (job.data.n_train or job.data.n_test):
         dataset = dataset.subset(job.data.n_train, job.data.n_test)
 
@@ -409,30 +473,19 @@ def tune_job(
             f"eval rows), models {list(job.model.names)}, {trials or job.job.trials} trials "
             f"x {job.training.pairs} pairs x {job.training.epochs} epochs"
         )
-    space = job.search_space()
     return tune(
         {name: builder_for(name) for name in job.model.names},
         dataset,
-        families=space.families,
-        width_range=(space.width_low, space.width_high),
-        log=space.log,
-        slope_left_range=(space.slope_left_low, space.slope_left_high),
-        reference=space.reference,
-        accuracy=job.objective.accuracy,
-        direction=job.objective.directions[0],
-        pd=job.objective.pd,
+        job.search,
+        job.trial_settings(),
         trials=trials or job.job.trials,
-        pairs=job.training.pairs,
-        epochs=job.training.epochs,
-        batch_size=job.training.batch_size,
-        vary=job.training.vary,
-        report_epoch=job.training.report_epoch,
         backend=job.job.backend,
         sampler=job.job.sampler,
         storage=storage or job.job.storage or None,
         study_name=job.name,
         output=output or job.output_dir(),
-        seed=job.job.seed,
         timeout=job.job.timeout_s,
         verbose=verbose,
+        fingerprint=job_fingerprint(job),
+        on_mismatch=on_mismatch,
     )

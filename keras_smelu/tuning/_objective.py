@@ -1,0 +1,113 @@
+"""The two objectives of a tuning study: an accuracy metric and a PD measure.
+
+The tables of known metrics (and which way each is better) and of the PD measures a study can
+minimise are defined here, once; the job file's `[objective]` section is an `Objective`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from keras_smelu._settings import SettingError, check_choice, check_number, check_str
+
+DIRECTIONS = ("minimize", "maximize")
+# Metrics Keras users compile with, and which way is better.
+METRIC_DIRECTIONS = {
+    "loss": "minimize",
+    "log_loss": "minimize",
+    "binary_crossentropy": "minimize",
+    "mse": "minimize",
+    "rmse": "minimize",
+    "root_mean_squared_error": "minimize",
+    "mae": "minimize",
+    "auc": "maximize",
+    "accuracy": "maximize",
+    "binary_accuracy": "maximize",
+    "precision": "maximize",
+    "recall": "maximize",
+}
+OBJECTIVE_PD_KINDS = ("relative", "absolute")
+"""PD measures a study can minimise (the papers' relative PD, or absolute PD where most
+predictions are tiny)."""
+
+
+def infer_direction(metric: str, direction: str | None = None) -> str:
+    """The direction of an accuracy metric: given, or known for common Keras metrics."""
+    if direction is not None:
+        check_choice("direction", direction, DIRECTIONS)
+        return direction
+    if metric in METRIC_DIRECTIONS:
+        return METRIC_DIRECTIONS[metric]
+    raise SettingError(
+        "direction",
+        detail=f"metric {metric!r} is not a known one; set direction = \"minimize\" or "
+        f"\"maximize\" (known metrics: {sorted(METRIC_DIRECTIONS)})",
+    )
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a study optimises: `(accuracy objective, PD)`; PD is always minimised.
+
+    Attributes:
+        accuracy: The validation metric: `"loss"` (default: the model's evaluation loss),
+            `"log_loss"`, `"binary_crossentropy"`, `"mse"`, `"rmse"`, `"mae"`, `"auc"`,
+            `"accuracy"`, or another metric name the model reports (then `direction` is needed).
+        direction: `"minimize"` or `"maximize"`; inferred for the known metrics.
+        pd: `"relative"` (default; the papers' PD) or `"absolute"` (steadier where most
+            predictions are tiny).
+        level: Confidence level of the paired intervals against ReLU (default 0.9).
+        max_accuracy_cost: The accuracy a user gives up for lower PD: a number in the metric's
+            units (e.g. `0.002` of log loss), or a percentage of ReLU's value such as `"0.5%"`;
+            `None` (default): no worse than ReLU.
+
+    Raises:
+        ValueError: (a `SettingError`) naming the first bad field.
+    """
+
+    accuracy: str = "loss"
+    direction: str | None = None
+    pd: str = "relative"
+    level: float = 0.9
+    max_accuracy_cost: float | str | None = None
+
+    def __post_init__(self) -> None:
+        check_str("accuracy", self.accuracy)
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.accuracy):
+            raise SettingError("accuracy", expected="a metric name", received=self.accuracy)
+        if self.direction is not None:
+            check_choice("direction", self.direction, DIRECTIONS)
+        known = METRIC_DIRECTIONS.get(self.accuracy)
+        if known is None and self.direction is None:
+            infer_direction(self.accuracy)  # raises, naming `direction`
+        if known is not None and self.direction is not None and self.direction != known:
+            raise SettingError(
+                "direction",
+                detail=f"{self.accuracy!r} is better when it is {known[:-1]}ed; expected "
+                f"{known!r}, got {self.direction!r}",
+            )
+        check_choice("pd", self.pd, OBJECTIVE_PD_KINDS)
+        check_number("level", self.level, low=0.5, high=1.0, high_open=True)
+        if self.max_accuracy_cost is not None:
+            from keras_smelu.tuning._decision import parse_budget
+
+            try:
+                parse_budget(self.max_accuracy_cost)
+            except ValueError as error:
+                raise SettingError("max_accuracy_cost", detail=str(error)) from None
+
+    @property
+    def accuracy_direction(self) -> str:
+        """The direction of the accuracy objective (given or inferred)."""
+        return self.direction or METRIC_DIRECTIONS[self.accuracy]
+
+    @property
+    def directions(self) -> tuple[str, str]:
+        """`(accuracy direction, "minimize")`."""
+        return (self.accuracy_direction, "minimize")
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """Objective names, e.g. `("val_loss", "pd_relative")`."""
+        return (f"val_{self.accuracy}", f"pd_{self.pd}")
