@@ -17,7 +17,7 @@ import pytest
 from keras_smelu import tuning
 from keras_smelu.tuning import _optuna_backend, pareto_front_indices
 from keras_smelu.tuning._optuna_backend import make_storage
-from keras_smelu.tuning._results import TrialRecord
+from keras_smelu.tuning._record import TrialRecord
 from tests._postgres import PostgresUnavailable, postgres_url
 from tests._subprocess import REPO
 from tests._tuning_fixtures import tiny_builder, tiny_dataset, write_job
