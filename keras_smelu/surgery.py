@@ -250,6 +250,17 @@ def _build_argument_activation(host: keras.layers.Layer) -> None:
     activation(keras.KerasTensor(output.shape, dtype=output.dtype))
 
 
+def _recreate(layer: keras.layers.Layer, path: str) -> keras.layers.Layer:
+    try:
+        return type(layer).from_config(layer.get_config())
+    except Exception as e:
+        raise SwapError(
+            f"Cannot rebuild layer {path!r}: a {type(layer).__name__} cannot be re-created from "
+            "its config (does it implement get_config?); received: "
+            f"{type(e).__name__}: {e}"
+        ) from e
+
+
 def rebuild(
     model: keras.Model,
     choose: Callable[[Site], Any],
@@ -297,7 +308,7 @@ def rebuild(
                 )
         new_activation = choose(site) if site is not None else None
         if new_activation is None:
-            new_layer = type(layer).from_config(layer.get_config())
+            new_layer = _recreate(layer, path)
         elif site.kind == "layer":
             new_layer = new_activation
             if not isinstance(new_layer, keras.layers.Layer):

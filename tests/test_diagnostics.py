@@ -83,6 +83,15 @@ def test_max_rows_batches_and_iterables():
     assert from_iterable["first"].std == pytest.approx(PRE.std(), rel=1e-5)
 
 
+def test_tf_dataset_input():
+    tf = pytest.importorskip("tensorflow")
+    labels = np.zeros(len(X), dtype="float32")
+    dataset = tf.data.Dataset.from_tensor_slices((X, labels)).batch(64)
+    stats = inspect_activations(_known_model(), dataset, max_rows=None)["first"]
+    assert stats.count == PRE.size
+    assert stats.band_share[0.5] == pytest.approx(np.mean(np.abs(PRE) < 0.5), abs=1e-9)
+
+
 def test_the_model_is_left_unchanged():
     model = _known_model()
     before = keras.ops.convert_to_numpy(model(X))

@@ -193,6 +193,38 @@ def test_kept_learnable_activation_keeps_its_trained_width():
     assert beta == pytest.approx(0.7, rel=1e-6)
 
 
+def test_replacement_takes_the_dtype_policy_of_its_layer():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = _trained_relu(_sequential)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    new_model, _ = keras_smelu.replace_activations(model, keras_smelu.SmeLU(beta=0.5))
+    assert new_model.get_layer("dense").activation.dtype_policy.name == "mixed_float16"
+    assert new_model.get_layer("re_lu").dtype_policy.name == "mixed_float16"
+    assert keras.backend.standardize_dtype(new_model.get_layer("re_lu")(X).dtype) == "float16"
+
+
+class _NoConfig(keras.layers.Layer):
+    def __init__(self, units):
+        super().__init__()
+        self.units = units
+
+    def call(self, inputs):
+        return inputs * self.units
+
+    def get_config(self):
+        return {}  # units missing: cannot be re-created
+
+
+def test_a_layer_that_cannot_be_recreated_is_named():
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, _NoConfig(2)(keras.layers.Dense(3, activation="relu")(inputs)))
+    with pytest.raises(ValueError, match="cannot be re-created from its config"):
+        keras_smelu.replace_activations(model, "smelu")
+
+
 def test_match_selects_by_name():
     model = keras.Sequential(
         [
