@@ -12,8 +12,8 @@ files in MovieLens 20M's layout (`ratings.csv`) into a temporary folder with
 
 Each process reports the time of the load itself (imports excluded), the file's rows per
 second, and its peak resident memory (`VmHWM` of /proc/self/status), in total and above its
-resident memory after the imports (the streaming process imports Keras with the package;
-pandas does not).
+resident memory after the imports (pyarrow is imported before that in both; the streaming
+process also imports Keras with the package, pandas does not).
 
     nice python benchmarks/loader_speed.py [--rows 1000000 10000000] [--dir /tmp/x] [--keep]
 
@@ -43,6 +43,7 @@ def rss_kb(field="VmRSS"):
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 args = json.loads(sys.argv[1])
+import pyarrow, pyarrow.csv, pyarrow.compute  # both readers' dependency, imported before `base`
 if args["reader"] == "pandas":
     import pandas as pd
     base = rss_kb()
