@@ -33,7 +33,13 @@ width shows in the output rather than passing for a plausible number.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from keras import backend, ops
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
 
 # (smallest normal, largest finite) of each float dtype. CPUs run XLA and TensorFlow with
 # subnormals flushed to zero, so nothing below the smallest normal may reach a division.
@@ -51,12 +57,12 @@ DTYPE_RANGE = {
 _DIVISOR_SCALE = {"float16": 2.0**7, "bfloat16": 2.0**63, "float32": 2.0**63, "float64": 2.0**511}
 
 
-def dtype_range(dtype) -> tuple[float, float]:
+def dtype_range(dtype: DTypeLike) -> tuple[float, float]:
     """`(smallest normal, largest finite)` of a float dtype."""
     return DTYPE_RANGE[backend.standardize_dtype(dtype)]
 
 
-def _ratio(numerator, denominator, dtype):
+def _ratio(numerator: ArrayLike, denominator: ArrayLike, dtype: DTypeLike) -> ArrayLike:
     """`numerator / denominator` for a positive tensor `denominator` up to the dtype's
     largest number, whose reciprocal may be subnormal: both are scaled down first where
     it is large (`denominator` is small: a width per layer or unit)."""
@@ -69,12 +75,12 @@ def _ratio(numerator, denominator, dtype):
     return (numerator * down) / (denominator * down)
 
 
-def _upstream(args, upstream):
+def _upstream(args: tuple[Any, ...], upstream: ArrayLike | None) -> ArrayLike:
     # TensorFlow and JAX pass the upstream gradient positionally, torch as a keyword.
     return args[0] if upstream is None else upstream
 
 
-def _sum_to_shape(grad, shape, dtype):
+def _sum_to_shape(grad: ArrayLike, shape: Sequence[int], dtype: DTypeLike) -> ArrayLike:
     """Sums a broadcast gradient back to a parameter's (static) shape, in the parameter's
     dtype: a float16 sum over a batch overflows long before a float32 one."""
     grad = ops.cast(grad, dtype)
@@ -87,14 +93,14 @@ def _sum_to_shape(grad, shape, dtype):
     return ops.reshape(grad, shape)
 
 
-def _fast_form_fits(width: float, dtype) -> bool:
+def _fast_form_fits(width: float, dtype: DTypeLike) -> bool:
     """True if `x + alpha` cannot overflow inside a band of `width` and `1 / (2 width)` is a
     normal number of `dtype` (so multiplying by it loses nothing)."""
     tiny, big = dtype_range(dtype)
     return width <= big and 1.0 / (2.0 * width) >= tiny
 
 
-def smelu_fixed(x, beta: float):
+def smelu_fixed(x: ArrayLike, beta: float) -> ArrayLike:
     """SmeLU with a constant half-width: a Python float, normal and finite in `x`'s dtype."""
     if not _fast_form_fits(2.0 * beta, x.dtype):
         return generalized_smelu_fixed(x, beta, beta, 0.0, 1.0)
@@ -114,7 +120,7 @@ def smelu_fixed(x, beta: float):
     return _smelu(x)
 
 
-def effective_width(width, dtype):
+def effective_width(width: ArrayLike, dtype: DTypeLike) -> ArrayLike:
     """A tensor width in `dtype` as the function uses it: below the smallest normal number
     (zero, underflow) exactly 0, negative NaN, anything else (NaN, inf) unchanged."""
     width = ops.cast(width, dtype)
@@ -123,7 +129,7 @@ def effective_width(width, dtype):
     return ops.where(width < tiny, flushed, width)
 
 
-def _as_param(value, x):
+def _as_param(value: float | ArrayLike, x: ArrayLike) -> ArrayLike:
     """A float tensor parameter (integer and boolean tensors become `x`'s dtype), read out of
     a variable: TensorFlow's custom gradients take tensors, not variables."""
     value = ops.convert_to_tensor(value)
@@ -131,7 +137,7 @@ def _as_param(value, x):
     return ops.cast(value, dtype)
 
 
-def smelu_tensor(x, beta):
+def smelu_tensor(x: ArrayLike, beta: ArrayLike) -> ArrayLike:
     """SmeLU with a tensor half-width broadcastable to `x` (any float dtype; the gradient is
     returned, and summed, in that dtype)."""
     beta = _as_param(beta, x)
@@ -155,11 +161,11 @@ def smelu_tensor(x, beta):
     return _smelu(x, beta)
 
 
-def _is_zero(slope) -> bool:
+def _is_zero(slope: float | ArrayLike) -> bool:
     return isinstance(slope, float) and slope == 0.0
 
 
-def scaled_line(x, slope):
+def scaled_line(x: ArrayLike, slope: float | ArrayLike) -> ArrayLike:
     """`slope * x`, but 0 rather than NaN where the slope is 0 and `x` is infinite."""
     if isinstance(slope, float):
         return ops.zeros_like(x) if slope == 0.0 else slope * x
@@ -167,7 +173,9 @@ def scaled_line(x, slope):
     return ops.where(slope == 0, ops.zeros_like(line), line)
 
 
-def generalized_smelu_fixed(x, alpha, beta, slope_left, slope_right):
+def generalized_smelu_fixed(
+    x: ArrayLike, alpha: float, beta: float, slope_left: float, slope_right: float
+) -> ArrayLike:
     """g-SmeLU with constant (Python float) parameters; validated by the caller, the widths
     each 0 or normal and finite in `x`'s dtype, their sum positive."""
     w = alpha + beta
@@ -209,7 +217,13 @@ def generalized_smelu_fixed(x, alpha, beta, slope_left, slope_right):
     return _gsmelu(x)
 
 
-def generalized_smelu_tensor(x, alpha, beta, slope_left, slope_right):
+def generalized_smelu_tensor(
+    x: ArrayLike,
+    alpha: float | ArrayLike,
+    beta: float | ArrayLike,
+    slope_left: float | ArrayLike,
+    slope_right: float | ArrayLike,
+) -> ArrayLike:
     """g-SmeLU whose parameters are tensors broadcastable to `x` (learnable); the gradients are
     returned, and summed, in each parameter's dtype."""
     params = tuple(_as_param(p, x) for p in (alpha, beta, slope_left, slope_right))

@@ -14,24 +14,30 @@ imported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import keras
 
 from keras_smelu import activations
 
+if TYPE_CHECKING:
+    import types
+
 PACKAGE = "keras_smelu"
 
-ACTIVATION_NAMES = {
+ACTIVATION_NAMES: dict[str, Callable[..., Any]] = {
     "smelu": activations.smelu,
     "generalized_smelu": activations.generalized_smelu,
 }
 
 
-def _register_serializable():
+def _register_serializable() -> None:
     for name, fn in ACTIVATION_NAMES.items():
         keras.saving.register_keras_serializable(package=PACKAGE, name=name)(fn)
 
 
-def _keras_activation_table(module=None) -> dict:
+def _keras_activation_table(module: types.ModuleType | None = None) -> dict[str, Any]:
     if module is None:
         from keras.src import activations as module
     table = getattr(module, "ALL_OBJECTS_DICT", None)
@@ -45,7 +51,7 @@ def _keras_activation_table(module=None) -> dict:
     return table
 
 
-def register_activations(module=None) -> None:
+def register_activations(module: types.ModuleType | None = None) -> None:
     """Registers "smelu" and "generalized_smelu" as Keras activation names.
 
     After this, `keras.activations.get("smelu")`, `keras.layers.Dense(8, activation="smelu")`,

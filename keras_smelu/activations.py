@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from keras import backend, ops
 
 from keras_smelu import _gradients
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 DEFAULT_BETA = 0.5
 """Default SmeLU half-width.
@@ -26,7 +30,7 @@ where a narrower width is better: the tuner (`keras_smelu.tuning`) maps that tra
 """
 
 
-def _scalar(value):
+def _scalar(value: object) -> object:
     """A 0-d NumPy array, NumPy scalar or concrete 0-d tensor as a Python number; anything
     else unchanged (for the checks below to accept or reject)."""
     if isinstance(value, (bool, numbers.Number, str)) or value is None:
@@ -38,7 +42,7 @@ def _scalar(value):
     return value
 
 
-def _check_width(value, name: str, *, allow_zero: bool = True) -> float:
+def _check_width(value: object, name: str, *, allow_zero: bool = True) -> float:
     """Validates a width given as a number (or a 0-d array) and returns it as a float."""
     value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -53,7 +57,7 @@ def _check_width(value, name: str, *, allow_zero: bool = True) -> float:
     return value
 
 
-def _check_band(alpha, beta, *, allow_zero: bool = True) -> tuple[float, float]:
+def _check_band(alpha: object, beta: object, *, allow_zero: bool = True) -> tuple[float, float]:
     """Validates g-SmeLU's half-widths: each a width, their sum (the band) positive."""
     alpha = _check_width(alpha, "alpha", allow_zero=allow_zero)
     beta = _check_width(beta, "beta", allow_zero=allow_zero)
@@ -65,7 +69,7 @@ def _check_band(alpha, beta, *, allow_zero: bool = True) -> tuple[float, float]:
     return alpha, beta
 
 
-def _check_slope(value, name: str) -> float:
+def _check_slope(value: object, name: str) -> float:
     value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"Argument `{name}` must be a real number. Received: {name}={value!r}")
@@ -75,7 +79,7 @@ def _check_slope(value, name: str) -> float:
     return value
 
 
-def _is_constant(value) -> bool:
+def _is_constant(value: object) -> bool:
     """True for an argument given as a plain value (validated, then fixed in the computation)
     rather than a tensor: numbers, strings, None, NumPy scalars and 0-d NumPy arrays."""
     if isinstance(value, np.ndarray):
@@ -83,7 +87,7 @@ def _is_constant(value) -> bool:
     return value is None or isinstance(value, (numbers.Number, str, np.generic))
 
 
-def _concrete(value):
+def _concrete(value: object) -> np.ndarray | None:
     """The value of a tensor as a NumPy array where it is known now (eager execution), else
     None (a tracer under `jax.jit`, a symbolic tensor in a `tf.function` or a functional
     model)."""
@@ -95,7 +99,7 @@ def _concrete(value):
         return None
 
 
-def _check_fits_dtype(name: str, value: float, x) -> None:
+def _check_fits_dtype(name: str, value: float, x: ArrayLike) -> None:
     """A width must be representable in `x`'s dtype: a wider band cannot be computed there."""
     dtype = backend.standardize_dtype(x.dtype)
     _, largest = _gradients.dtype_range(dtype)
@@ -107,12 +111,12 @@ def _check_fits_dtype(name: str, value: float, x) -> None:
         )
 
 
-def _underflows(width: float, x) -> bool:
+def _underflows(width: float, x: ArrayLike) -> bool:
     """A width below the dtype's smallest normal number: the band vanishes (see `smelu`)."""
     return width < _gradients.dtype_range(x.dtype)[0]
 
 
-def _check_tensor(value, name: str, x, *, width: bool) -> None:
+def _check_tensor(value: ArrayLike, name: str, x: ArrayLike, *, width: bool) -> None:
     """Checks a tensor parameter's values where they are known now (eager), with the same
     messages as for numbers; in a traced graph see `smelu` for what invalid values give."""
     known = _concrete(value)
@@ -130,7 +134,7 @@ def _check_tensor(value, name: str, x, *, width: bool) -> None:
         _check_fits_dtype(name, float(known.max()), x)
 
 
-def _as_float_tensor(x):
+def _as_float_tensor(x: ArrayLike) -> ArrayLike:
     """Converts like Keras's float ops do: integer and boolean inputs become floatx."""
     x = ops.convert_to_tensor(x)
     if "float" not in backend.standardize_dtype(x.dtype):
@@ -138,7 +142,7 @@ def _as_float_tensor(x):
     return x
 
 
-def smelu(x, beta=DEFAULT_BETA):
+def smelu(x: ArrayLike, beta: float | ArrayLike = DEFAULT_BETA) -> ArrayLike:
     """Smooth reLU (SmeLU) activation function.
 
     Zero on the left, the identity on the right and a quadratic in between, with a continuous
@@ -197,14 +201,20 @@ def smelu(x, beta=DEFAULT_BETA):
     return _gradients.smelu_tensor(x, beta)
 
 
-def _two_lines(x, slope_left, slope_right):
+def _two_lines(x: ArrayLike, slope_left: float, slope_right: float) -> ArrayLike:
     """g-SmeLU's limit for a band narrower than the dtype resolves: the lines meeting at 0."""
     return ops.where(
         x < 0, _gradients.scaled_line(x, slope_left), _gradients.scaled_line(x, slope_right)
     )
 
 
-def generalized_smelu(x, alpha=DEFAULT_BETA, beta=DEFAULT_BETA, slope_left=0.0, slope_right=1.0):
+def generalized_smelu(
+    x: ArrayLike,
+    alpha: float | ArrayLike = DEFAULT_BETA,
+    beta: float | ArrayLike = DEFAULT_BETA,
+    slope_left: float | ArrayLike = 0.0,
+    slope_right: float | ArrayLike = 1.0,
+) -> ArrayLike:
     """Generalized SmeLU (g-SmeLU) activation function.
 
     Two lines joined by a quadratic whose gradient ramps linearly from `slope_left` at
@@ -263,11 +273,11 @@ def generalized_smelu(x, alpha=DEFAULT_BETA, beta=DEFAULT_BETA, slope_left=0.0, 
     return _gradients.generalized_smelu_tensor(x, *(_number_or_tensor(p) for p in params))
 
 
-def _number_or_tensor(value):
+def _number_or_tensor(value: float | ArrayLike) -> float | ArrayLike:
     return float(_scalar(value)) if _is_constant(value) else value
 
 
-def _check_known_band(alpha, beta) -> None:
+def _check_known_band(alpha: float | ArrayLike, beta: float | ArrayLike) -> None:
     """Where both widths are known now, their sum must be positive everywhere (as numbers)."""
     known = [_concrete(v) for v in (alpha, beta)]
     if any(k is None for k in known):
@@ -294,7 +304,7 @@ _CURVATURE_PER_SCALE = {
 COMPARATORS = tuple(_CURVATURE_PER_SCALE)
 
 
-def scale_to_beta(family: str, scale: float) -> float:
+def scale_to_beta(family: Literal["gelu", "swish", "softplus"], scale: float) -> float:
     """Maps a comparator's scale `s` to the SmeLU width with the same curvature at 0.
 
     SmeLU's curvature in its band is `1 / (2 beta)`; `softplus(s x)/s` has `s/4` at 0,
@@ -307,12 +317,33 @@ def scale_to_beta(family: str, scale: float) -> float:
 
     Returns:
         The equivalent SmeLU half-width.
+
+    Example:
+
+    >>> keras_smelu.activations.scale_to_beta("softplus", 4.0)
+    0.5
     """
     return _equal_curvature(family, scale, "scale")
 
 
-def beta_to_scale(family: str, beta: float) -> float:
-    """Inverse of `scale_to_beta`: the comparator scale with SmeLU(beta)'s curvature at 0."""
+def beta_to_scale(family: Literal["gelu", "swish", "softplus"], beta: float) -> float:
+    """Inverse of `scale_to_beta`: the comparator scale with SmeLU(beta)'s curvature at 0.
+
+    `scale = 1 / (2 k beta)`, with `k` the family's curvature per unit scale (see
+    `scale_to_beta`).
+
+    Args:
+        family: One of "softplus", "swish", "gelu".
+        beta: The positive SmeLU half-width.
+
+    Returns:
+        The comparator scale `s` with the same curvature at 0.
+
+    Example:
+
+    >>> keras_smelu.activations.beta_to_scale("softplus", 0.5)
+    4.0
+    """
     return _equal_curvature(family, beta, "beta")
 
 
@@ -332,7 +363,7 @@ def _check_comparator(family: str) -> str:
     return family
 
 
-def smooth_softplus(x, scale=1.0):
+def smooth_softplus(x: ArrayLike, scale: float = 1.0) -> ArrayLike:
     """Softplus with a smoothness scale: `softplus(scale * x) / scale`.
 
     Args:
@@ -352,7 +383,7 @@ def smooth_softplus(x, scale=1.0):
     return ops.softplus(x * scale) / scale
 
 
-def smooth_swish(x, scale=1.0):
+def smooth_swish(x: ArrayLike, scale: float = 1.0) -> ArrayLike:
     """Swish/SiLU with a smoothness scale: `x * sigmoid(scale * x)`.
 
     Args:
@@ -371,7 +402,7 @@ def smooth_swish(x, scale=1.0):
     return x * ops.sigmoid(x * scale)
 
 
-def smooth_gelu(x, scale=1.0):
+def smooth_gelu(x: ArrayLike, scale: float = 1.0) -> ArrayLike:
     """Exact GELU with a smoothness scale: `x * Phi(scale * x)`, `Phi` the normal CDF.
 
     Args:

@@ -8,8 +8,14 @@ units, as a Keras user writes them, and are translated to the stored logarithm h
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 from keras import constraints, initializers, layers, ops, regularizers
 from keras.layers import InputSpec
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 # Widths never go below this, whatever a constraint returns (exp of the stored log is > 0).
 _MIN_WIDTH = 1e-6
@@ -18,10 +24,10 @@ _MIN_WIDTH = 1e-6
 class _LogInitializer:
     """Initializes a log-width from an initializer of the width itself."""
 
-    def __init__(self, width_initializer):
+    def __init__(self, width_initializer: Callable[..., ArrayLike]) -> None:
         self.width_initializer = width_initializer
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: tuple[int, ...], dtype: str | None = None) -> ArrayLike:
         width = self.width_initializer(shape, dtype=dtype)
         return ops.log(ops.maximum(width, _MIN_WIDTH))
 
@@ -29,11 +35,11 @@ class _LogInitializer:
 class _OnWidth:
     """Applies a width regularizer or constraint to the stored log-width."""
 
-    def __init__(self, fn, is_constraint: bool):
+    def __init__(self, fn: Callable[[ArrayLike], ArrayLike], is_constraint: bool) -> None:
         self.fn = fn
         self.is_constraint = is_constraint
 
-    def __call__(self, log_width):
+    def __call__(self, log_width: ArrayLike) -> ArrayLike:
         value = self.fn(ops.exp(log_width))
         return ops.log(ops.maximum(value, _MIN_WIDTH)) if self.is_constraint else value
 
@@ -45,6 +51,8 @@ class ParametricActivation(layers.Layer):
     their values in `__init__` and implement `activation(inputs, **params)`.
 
     Args:
+        values: The validated value of each parameter in `PARAMETERS`, by name: the fixed
+            values, or the initial ones of a learnable layer.
         learnable: If True, the parameters are weights trained with the model (positive ones
             through their logarithm). Keras's own `trainable` flag keeps its meaning: a
             learnable layer with `trainable=False` holds its weights frozen.
@@ -61,12 +69,12 @@ class ParametricActivation(layers.Layer):
 
     def __init__(
         self,
-        values: dict,
+        values: dict[str, float],
         learnable: bool = False,
         per_unit: bool = False,
-        shared_axes=None,
-        **kwargs,
-    ):
+        shared_axes: int | Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
         options = {
             kind: {name: kwargs.pop(f"{name}_{kind}", None) for name, _ in self.PARAMETERS}
             for kind in ("initializer", "regularizer", "constraint")
@@ -114,7 +122,7 @@ class ParametricActivation(layers.Layer):
         if not learnable:
             self.built = True
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         if not self.learnable:
             return
         shape = ()
@@ -158,7 +166,7 @@ class ParametricActivation(layers.Layer):
             )
             setattr(self, f"_{name}_weight", weight)
 
-    def parameter_values(self) -> dict:
+    def parameter_values(self) -> dict[str, float | ArrayLike]:
         """Returns the parameters in their own units: floats, or tensors when learnable."""
         if not self.learnable:
             return dict(self.values)
@@ -168,16 +176,16 @@ class ParametricActivation(layers.Layer):
             out[name] = ops.exp(weight) if positive else weight
         return out
 
-    def activation(self, inputs, **params):
+    def activation(self, inputs: ArrayLike, **params: float | ArrayLike) -> ArrayLike:
         raise NotImplementedError
 
-    def call(self, inputs):
+    def call(self, inputs: ArrayLike) -> ArrayLike:
         return self.activation(inputs, **self.parameter_values())
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(self.values)
         config.update({"learnable": self.learnable, "per_unit": self.per_unit})

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import keras
 
 from keras_smelu import activations
 from keras_smelu.activations import DEFAULT_BETA, _check_band, _check_slope
 from keras_smelu.layers._parametric import ParametricActivation
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 @keras.saving.register_keras_serializable(package="keras_smelu")
@@ -31,13 +37,22 @@ class GeneralizedSmeLU(ParametricActivation):
             logarithms, so they stay positive). `trainable` keeps Keras's meaning.
         per_unit: With `learnable`, one set of parameters per unit, as in `PReLU`.
         shared_axes: With `per_unit`, the axes that share parameters.
-        alpha_initializer, beta_initializer, slope_left_initializer,
-        slope_right_initializer: Initializers, in the parameters' own units. Default to
-            constants at the given values.
-        alpha_regularizer, beta_regularizer, slope_left_regularizer,
-        slope_right_regularizer: Regularizers of the parameters.
-        alpha_constraint, beta_constraint, slope_left_constraint,
-        slope_right_constraint: Constraints of the parameters.
+        alpha_initializer: Initializer of `alpha`, in width units. Defaults to
+            `Constant(alpha)`.
+        beta_initializer: Initializer of `beta`, in width units. Defaults to `Constant(beta)`.
+        slope_left_initializer: Initializer of `slope_left`. Defaults to
+            `Constant(slope_left)`.
+        slope_right_initializer: Initializer of `slope_right`. Defaults to
+            `Constant(slope_right)`.
+        alpha_regularizer: Regularizer applied to `alpha` (not its logarithm).
+        beta_regularizer: Regularizer applied to `beta` (not its logarithm).
+        slope_left_regularizer: Regularizer applied to `slope_left`.
+        slope_right_regularizer: Regularizer applied to `slope_right`.
+        alpha_constraint: Constraint applied to `alpha` after each update; results below 1e-6
+            are raised to 1e-6.
+        beta_constraint: Constraint applied to `beta` after each update, as for `alpha`.
+        slope_left_constraint: Constraint applied to `slope_left` after each update.
+        slope_right_constraint: Constraint applied to `slope_right` after each update.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Example:
@@ -54,15 +69,27 @@ class GeneralizedSmeLU(ParametricActivation):
 
     def __init__(
         self,
-        alpha=DEFAULT_BETA,
-        beta=DEFAULT_BETA,
-        slope_left=0.0,
-        slope_right=1.0,
-        learnable=False,
-        per_unit=False,
-        shared_axes=None,
-        **kwargs,
-    ):
+        alpha: float | ArrayLike = DEFAULT_BETA,
+        beta: float | ArrayLike = DEFAULT_BETA,
+        slope_left: float | ArrayLike = 0.0,
+        slope_right: float | ArrayLike = 1.0,
+        learnable: bool = False,
+        per_unit: bool = False,
+        shared_axes: int | Sequence[int] | None = None,
+        alpha_initializer: str | keras.initializers.Initializer | None = None,
+        beta_initializer: str | keras.initializers.Initializer | None = None,
+        slope_left_initializer: str | keras.initializers.Initializer | None = None,
+        slope_right_initializer: str | keras.initializers.Initializer | None = None,
+        alpha_regularizer: str | keras.regularizers.Regularizer | None = None,
+        beta_regularizer: str | keras.regularizers.Regularizer | None = None,
+        slope_left_regularizer: str | keras.regularizers.Regularizer | None = None,
+        slope_right_regularizer: str | keras.regularizers.Regularizer | None = None,
+        alpha_constraint: str | keras.constraints.Constraint | None = None,
+        beta_constraint: str | keras.constraints.Constraint | None = None,
+        slope_left_constraint: str | keras.constraints.Constraint | None = None,
+        slope_right_constraint: str | keras.constraints.Constraint | None = None,
+        **kwargs: Any,
+    ) -> None:
         alpha, beta = _check_band(alpha, beta, allow_zero=not learnable)
         values = {
             "alpha": alpha,
@@ -75,8 +102,27 @@ class GeneralizedSmeLU(ParametricActivation):
             learnable=learnable,
             per_unit=per_unit,
             shared_axes=shared_axes,
+            alpha_initializer=alpha_initializer,
+            beta_initializer=beta_initializer,
+            slope_left_initializer=slope_left_initializer,
+            slope_right_initializer=slope_right_initializer,
+            alpha_regularizer=alpha_regularizer,
+            beta_regularizer=beta_regularizer,
+            slope_left_regularizer=slope_left_regularizer,
+            slope_right_regularizer=slope_right_regularizer,
+            alpha_constraint=alpha_constraint,
+            beta_constraint=beta_constraint,
+            slope_left_constraint=slope_left_constraint,
+            slope_right_constraint=slope_right_constraint,
             **kwargs,
         )
 
-    def activation(self, inputs, alpha, beta, slope_left, slope_right):
+    def activation(
+        self,
+        inputs: ArrayLike,
+        alpha: float | ArrayLike,
+        beta: float | ArrayLike,
+        slope_left: float | ArrayLike,
+        slope_right: float | ArrayLike,
+    ) -> ArrayLike:
         return activations.generalized_smelu(inputs, alpha, beta, slope_left, slope_right)

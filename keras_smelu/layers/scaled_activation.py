@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Literal
+
 import keras
 
 from keras_smelu import activations
 from keras_smelu.activations import _check_comparator, _check_width
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 @keras.saving.register_keras_serializable(package="keras_smelu")
@@ -28,7 +33,12 @@ class ScaledActivation(keras.layers.Layer):
     >>> layer(keras.ops.convert_to_tensor([-1.0, 0.0, 1.0]))  # doctest: +SKIP
     """
 
-    def __init__(self, family: str, scale: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        family: Literal["gelu", "swish", "softplus"],
+        scale: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.family = _check_comparator(family)
         self.scale = _check_width(scale, "scale", allow_zero=False)
@@ -36,13 +46,13 @@ class ScaledActivation(keras.layers.Layer):
         self.supports_masking = True
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs: ArrayLike) -> ArrayLike:
         return self._fn(inputs, scale=self.scale)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"family": self.family, "scale": self.scale})
         return config

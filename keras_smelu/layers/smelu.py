@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import keras
 
 from keras_smelu import activations
 from keras_smelu.activations import DEFAULT_BETA, _check_width
 from keras_smelu.layers._parametric import ParametricActivation
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 @keras.saving.register_keras_serializable(package="keras_smelu")
@@ -55,15 +61,15 @@ class SmeLU(ParametricActivation):
 
     def __init__(
         self,
-        beta=DEFAULT_BETA,
-        learnable=False,
-        per_unit=False,
-        shared_axes=None,
-        beta_initializer=None,
-        beta_regularizer=None,
-        beta_constraint=None,
-        **kwargs,
-    ):
+        beta: float | ArrayLike = DEFAULT_BETA,
+        learnable: bool = False,
+        per_unit: bool = False,
+        shared_axes: int | Sequence[int] | None = None,
+        beta_initializer: str | keras.initializers.Initializer | None = None,
+        beta_regularizer: str | keras.regularizers.Regularizer | None = None,
+        beta_constraint: str | keras.constraints.Constraint | None = None,
+        **kwargs: Any,
+    ) -> None:
         beta = _check_width(beta, "beta", allow_zero=not learnable)
         super().__init__(
             {"beta": beta},
@@ -76,5 +82,5 @@ class SmeLU(ParametricActivation):
             **kwargs,
         )
 
-    def activation(self, inputs, beta):
+    def activation(self, inputs: ArrayLike, beta: float | ArrayLike) -> ArrayLike:
         return activations.smelu(inputs, beta)
