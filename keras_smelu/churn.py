@@ -20,11 +20,14 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from keras_smelu.prediction_difference import _to_numpy, _validate_pair
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "ChurnStats",
@@ -57,7 +60,7 @@ class ChurnStats:
     threshold: float
 
 
-def _decisions(p1: Any, p2: Any, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _decisions(p1: ArrayLike, p2: ArrayLike, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     a, b = _validate_pair(p1, p2)
     if a.ndim != 1:
         raise ValueError(
@@ -71,7 +74,7 @@ def _decisions(p1: Any, p2: Any, threshold: float) -> tuple[np.ndarray, np.ndarr
     return a > threshold, b > threshold
 
 
-def _labels(labels: Any, n: int) -> np.ndarray:
+def _labels(labels: ArrayLike, n: int) -> np.ndarray:
     y = _to_numpy(labels, "labels")
     if y.ndim >= 2 and y.shape[-1] == 1:
         y = y[..., 0]
@@ -89,7 +92,9 @@ def _labels(labels: Any, n: int) -> np.ndarray:
     return y == 1
 
 
-def _breakdown(baseline, candidate, labels, threshold) -> tuple[float, float, float]:
+def _breakdown(
+    baseline: ArrayLike, candidate: ArrayLike, labels: ArrayLike, threshold: float
+) -> tuple[float, float, float]:
     d1, d2 = _decisions(baseline, candidate, threshold)
     y = _labels(labels, d1.size)
     changed = d1 != d2
@@ -98,7 +103,7 @@ def _breakdown(baseline, candidate, labels, threshold) -> tuple[float, float, fl
     return float(np.mean(changed)), float(np.mean(good)), float(np.mean(changed & ~good))
 
 
-def churn(p1: Any, p2: Any, *, threshold: float = 0.5) -> float:
+def churn(p1: ArrayLike, p2: ArrayLike, *, threshold: float = 0.5) -> float:
     """Churn: the share of examples whose thresholded decision differs between two replicas.
 
     `mean((p1 > threshold) != (p2 > threshold))`. No labels needed.
@@ -124,7 +129,9 @@ def churn(p1: Any, p2: Any, *, threshold: float = 0.5) -> float:
     return float(np.mean(d1 != d2))
 
 
-def good_churn(baseline: Any, candidate: Any, labels: Any, *, threshold: float = 0.5) -> float:
+def good_churn(
+    baseline: ArrayLike, candidate: ArrayLike, labels: ArrayLike, *, threshold: float = 0.5
+) -> float:
     """Good churn: the share of examples the baseline gets wrong and the candidate right.
 
     `mean((d_b != d_c) & (d_c == y))` with `d = p > threshold`; divided by all `n` examples.
@@ -146,7 +153,9 @@ def good_churn(baseline: Any, candidate: Any, labels: Any, *, threshold: float =
     return _breakdown(baseline, candidate, labels, threshold)[1]
 
 
-def bad_churn(baseline: Any, candidate: Any, labels: Any, *, threshold: float = 0.5) -> float:
+def bad_churn(
+    baseline: ArrayLike, candidate: ArrayLike, labels: ArrayLike, *, threshold: float = 0.5
+) -> float:
     """Bad churn: the share of examples the baseline gets right and the candidate wrong.
 
     `mean((d_b != d_c) & (d_b == y))` with `d = p > threshold`; divided by all `n` examples.
@@ -176,7 +185,9 @@ def _ratio(good: float, bad: float) -> float:
     return float("inf") if good > 0.0 else 1.0
 
 
-def win_loss_ratio(baseline: Any, candidate: Any, labels: Any, *, threshold: float = 0.5) -> float:
+def win_loss_ratio(
+    baseline: ArrayLike, candidate: ArrayLike, labels: ArrayLike, *, threshold: float = 0.5
+) -> float:
     """Win/loss ratio: good churn over bad churn; above 1, the candidate's changes help.
 
     `good_churn / bad_churn`, `inf` when there are wins and no losses, 1.0 when nothing changed.
@@ -200,7 +211,7 @@ def win_loss_ratio(baseline: Any, candidate: Any, labels: Any, *, threshold: flo
 
 
 def churn_stats(
-    baseline: Any, candidate: Any, labels: Any, *, threshold: float = 0.5
+    baseline: ArrayLike, candidate: ArrayLike, labels: ArrayLike, *, threshold: float = 0.5
 ) -> ChurnStats:
     """Churn, good and bad churn and the win/loss ratio in one pass.
 
@@ -225,7 +236,9 @@ def churn_stats(
 # ---- Rankings per group ----------------------------------------------------------------------
 
 
-def _rankings(s1: Any, s2: Any, groups: Any, min_group_size: int):
+def _rankings(
+    s1: ArrayLike, s2: ArrayLike, groups: ArrayLike | None, min_group_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ranks (0 = top) of every row in each replica's ranking of its group.
 
     Returns `(rank1, rank2, group_index, sizes, keep)`: `group_index` maps rows to dense group
@@ -272,13 +285,18 @@ def _rankings(s1: Any, s2: Any, groups: Any, min_group_size: int):
     return ranks[0], ranks[1], g, sizes, keep
 
 
-def _check_depth(value: Any, name: str) -> None:
+def _check_depth(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"Argument `{name}` must be an integer >= 1; received: {name}={value!r}")
 
 
 def topk_overlap(
-    scores1: Any, scores2: Any, groups: Any = None, *, k: int = 10, min_group_size: int = 2
+    scores1: ArrayLike,
+    scores2: ArrayLike,
+    groups: ArrayLike | None = None,
+    *,
+    k: int = 10,
+    min_group_size: int = 2,
 ) -> float:
     """Top-k overlap of two replicas' rankings, per group, averaged over groups.
 
@@ -310,9 +328,9 @@ def topk_overlap(
 
 
 def rank_biased_overlap(
-    scores1: Any,
-    scores2: Any,
-    groups: Any = None,
+    scores1: ArrayLike,
+    scores2: ArrayLike,
+    groups: ArrayLike | None = None,
     *,
     p: float = 0.9,
     depth: int | None = None,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import keras
 import numpy as np
@@ -20,6 +20,9 @@ import numpy as np
 from keras_smelu import activations as _activations
 from keras_smelu import surgery
 from keras_smelu.layers import SmeLU
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -63,7 +66,7 @@ class ActivationStats:
 
     layer: str
     activation: str
-    kind: str
+    kind: Literal["argument", "layer"]
     count: int
     mean: float
     std: float
@@ -128,7 +131,7 @@ class ActivationDiagnostics:
         return "\n".join(lines)
 
 
-def _own_width(activation: Any) -> float | None:
+def _own_width(activation: Callable[..., Any] | keras.layers.Layer) -> float | None:
     """A single fixed SmeLU width of an activation, when it has one."""
     if isinstance(activation, keras.layers.Activation):
         activation = activation.activation
@@ -145,7 +148,7 @@ def _own_width(activation: Any) -> float | None:
 class _Accumulator:
     """Running statistics of one site's pre-activations, batch by batch."""
 
-    def __init__(self, widths: np.ndarray, max_values: int, rng: np.random.Generator):
+    def __init__(self, widths: np.ndarray, max_values: int, rng: np.random.Generator) -> None:
         self.widths = widths
         self.max_values = max_values
         self.rng = rng
@@ -177,29 +180,35 @@ class _Accumulator:
 class _Sink:
     """Pre-activation batches waiting for their accumulator (not a list: Keras would copy it)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.values: list[np.ndarray] = []
 
 
 class _Recorder(keras.layers.Layer):
     """Applies an activation and hands its (concrete) input to a sink."""
 
-    def __init__(self, activation: Any, sink: _Sink, **kwargs):
+    def __init__(
+        self, activation: Callable[..., Any] | keras.layers.Layer, sink: _Sink, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.inner = activation
         self.sink = sink
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs: ArrayLike) -> ArrayLike:
         if not isinstance(inputs, keras.KerasTensor):
             self.sink.values.append(keras.ops.convert_to_numpy(inputs))
         return self.inner(inputs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
 
-def _batches(data: Any, batch_size: int, max_rows: int | None) -> Iterable[Any]:
+def _batches(
+    data: ArrayLike | Mapping[str, ArrayLike] | Sequence[ArrayLike] | Iterable[Any],
+    batch_size: int,
+    max_rows: int | None,
+) -> Iterator[Any]:
     """Model inputs in batches: from arrays (or dicts/lists of them), or a dataset's `x`."""
     if hasattr(data, "as_numpy_iterator") or (
         not isinstance(data, (np.ndarray, dict, list, tuple)) and hasattr(data, "__iter__")
@@ -221,7 +230,9 @@ def _batches(data: Any, batch_size: int, max_rows: int | None) -> Iterable[Any]:
         yield keras.tree.map_structure(lambda a, s=start, e=stop: a[s:e], arrays)
 
 
-def _check_levels(values: Sequence[float], name: str, *, low: float, high: float) -> tuple:
+def _check_levels(
+    values: Sequence[float], name: str, *, low: float, high: float
+) -> tuple[float, ...]:
     try:
         levels = tuple(float(v) for v in values)
     except (TypeError, ValueError):
@@ -236,7 +247,7 @@ def _check_levels(values: Sequence[float], name: str, *, low: float, high: float
 
 def inspect_activations(
     model: keras.Model,
-    data: Any,
+    data: ArrayLike | Mapping[str, ArrayLike] | Sequence[ArrayLike] | Iterable[Any],
     *,
     widths: Sequence[float] = DEFAULT_WIDTHS,
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
@@ -292,7 +303,7 @@ def inspect_activations(
     rng = np.random.default_rng(seed)
     sites: list[tuple[surgery.Site, _Sink, float | None]] = []
 
-    def choose(site: surgery.Site) -> Any:
+    def choose(site: surgery.Site) -> _Recorder | None:
         if surgery.activation_name(site.activation) == "linear":
             return None
         sink = _Sink()

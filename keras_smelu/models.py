@@ -8,11 +8,20 @@ return a compiled functional `keras.Model` that takes a dict of the dataset's fe
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import keras
 
 from keras_smelu.datasets._base import TASKS
+
+if TYPE_CHECKING:
+    from keras_smelu.datasets import RecDataset
+
+    # A dataset's features as a tuple: (categorical, numeric, task[, bags]).
+    SpecTuple = (
+        tuple[Mapping[str, int], Sequence[str], str]
+        | tuple[Mapping[str, int], Sequence[str], str, Mapping[str, str]]
+    )
 
 NORMALIZATIONS = (None, "layer", "batch")
 
@@ -24,11 +33,11 @@ class FeatureSpec(NamedTuple):
 
     categorical: dict[str, int]
     numeric: tuple[str, ...]
-    task: str
+    task: Literal["binary", "regression"]
     bags: dict[str, str]
 
 
-def feature_spec(dataset_or_spec: Any) -> FeatureSpec:
+def feature_spec(dataset_or_spec: RecDataset | SpecTuple) -> FeatureSpec:
     """Normalizes a `RecDataset` or a `(categorical, numeric, task[, bags])` tuple.
 
     Args:
@@ -75,12 +84,12 @@ def feature_spec(dataset_or_spec: Any) -> FeatureSpec:
 
 
 def embedding_mlp(
-    dataset_or_spec: Any,
+    dataset_or_spec: RecDataset | SpecTuple,
     activation: Activation = "relu",
     *,
     embedding_dim: int = 8,
     hidden: Sequence[int] = (256, 128, 64),
-    normalization: str | None = None,
+    normalization: Literal["layer", "batch"] | None = None,
     dropout: float = 0.0,
     optimizer: str | keras.optimizers.Optimizer = "adam",
     learning_rate: float = 1e-3,
@@ -130,7 +139,7 @@ def embedding_mlp(
 
 
 def deep_cross(
-    dataset_or_spec: Any,
+    dataset_or_spec: RecDataset | SpecTuple,
     activation: Activation = "relu",
     *,
     embedding_dim: int = 8,
@@ -138,7 +147,7 @@ def deep_cross(
     low_rank: int | None = None,
     hidden: Sequence[int] = (256, 128, 64),
     stacked: bool = False,
-    normalization: str | None = None,
+    normalization: Literal["layer", "batch"] | None = None,
     dropout: float = 0.0,
     optimizer: str | keras.optimizers.Optimizer = "adam",
     learning_rate: float = 1e-3,
@@ -212,7 +221,9 @@ def deep_cross(
 # --- building blocks ---
 
 
-def _check_common(embedding_dim, hidden, normalization, dropout) -> None:
+def _check_common(
+    embedding_dim: int, hidden: Sequence[int], normalization: str | None, dropout: float
+) -> None:
     if int(embedding_dim) != embedding_dim or embedding_dim < 1:
         raise ValueError(f"`embedding_dim` must be an integer >= 1. Received: {embedding_dim!r}")
     if isinstance(hidden, int) or any(int(u) != u or u < 1 for u in hidden):
@@ -227,7 +238,9 @@ def _check_common(embedding_dim, hidden, normalization, dropout) -> None:
         raise ValueError(f"`dropout` must be in [0, 1). Received: {dropout!r}")
 
 
-def _feature_inputs(spec: FeatureSpec, embedding_dim: int):
+def _feature_inputs(
+    spec: FeatureSpec, embedding_dim: int
+) -> tuple[dict[str, keras.KerasTensor], list[keras.KerasTensor]]:
     """One `keras.Input` per feature, and the tensors to concatenate (embeddings, numerics)."""
     inputs: dict[str, keras.KerasTensor] = {}
     features: list[keras.KerasTensor] = []
@@ -254,7 +267,7 @@ def _feature_inputs(spec: FeatureSpec, embedding_dim: int):
     return inputs, features
 
 
-def _concat(features):
+def _concat(features: Sequence[keras.KerasTensor]) -> keras.KerasTensor:
     if len(features) == 1:
         return features[0]
     return keras.layers.Concatenate(name="features")(features)
@@ -275,7 +288,15 @@ def _activation_layer(activation: Activation, name: str) -> keras.layers.Layer:
         ) from None
 
 
-def _mlp(x, hidden, activation, normalization, dropout, *, prefix: str):
+def _mlp(
+    x: keras.KerasTensor,
+    hidden: Sequence[int],
+    activation: Activation,
+    normalization: str | None,
+    dropout: float,
+    *,
+    prefix: str,
+) -> keras.KerasTensor:
     for i, units in enumerate(hidden):
         x = keras.layers.Dense(int(units), use_bias=normalization is None, name=f"{prefix}_{i}")(x)
         if normalization == "layer":
@@ -288,7 +309,14 @@ def _mlp(x, hidden, activation, normalization, dropout, *, prefix: str):
     return x
 
 
-def _finish(inputs, x, spec: FeatureSpec, optimizer, learning_rate, name: str) -> keras.Model:
+def _finish(
+    inputs: dict[str, keras.KerasTensor],
+    x: keras.KerasTensor,
+    spec: FeatureSpec,
+    optimizer: str | keras.optimizers.Optimizer,
+    learning_rate: float,
+    name: str,
+) -> keras.Model:
     binary = spec.task == "binary"
     logit = keras.layers.Dense(1, activation="sigmoid" if binary else None, name="output")(x)
     output = keras.layers.Reshape((), name="prediction")(logit)
@@ -303,7 +331,9 @@ def _finish(inputs, x, spec: FeatureSpec, optimizer, learning_rate, name: str) -
     return model
 
 
-def _optimizer(optimizer, learning_rate: float) -> keras.optimizers.Optimizer:
+def _optimizer(
+    optimizer: str | keras.optimizers.Optimizer, learning_rate: float
+) -> keras.optimizers.Optimizer:
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer.__class__.from_config(optimizer.get_config())
     if not isinstance(optimizer, str):

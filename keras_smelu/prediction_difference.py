@@ -17,9 +17,12 @@ import dataclasses
 import itertools
 import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "PD_KINDS",
@@ -44,7 +47,7 @@ _ROW_SUM_ATOL = 1e-3
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
-def _to_numpy(x: Any, name: str) -> np.ndarray:
+def _to_numpy(x: ArrayLike, name: str) -> np.ndarray:
     if not isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
         try:
             import keras
@@ -67,7 +70,7 @@ def _squeeze_trailing_one(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _validate_pair(p1: Any, p2: Any) -> tuple[np.ndarray, np.ndarray]:
+def _validate_pair(p1: ArrayLike, p2: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Converts two predictions to float64 arrays of one shape, or raises `ValueError`."""
     a, b = _to_numpy(p1, "p1"), _to_numpy(p2, "p2")
     a_sq, b_sq = _squeeze_trailing_one(a), _squeeze_trailing_one(b)
@@ -200,7 +203,7 @@ def _relative_to_mean(a: np.ndarray, b: np.ndarray) -> float:
     return numerator / denominator
 
 
-def relative_pd(p1: Any, p2: Any) -> float:
+def relative_pd(p1: ArrayLike, p2: ArrayLike) -> float:
     """Relative prediction difference, the papers' default PD.
 
     `mean(|p1 - p2| / ((p1 + p2) / 2))` over all entries, with `0 / 0` taken as 0 (for
@@ -228,7 +231,7 @@ def relative_pd(p1: Any, p2: Any) -> float:
     return float(np.mean(_relative_values(a, b)))
 
 
-def absolute_pd(p1: Any, p2: Any) -> float:
+def absolute_pd(p1: ArrayLike, p2: ArrayLike) -> float:
     """Absolute prediction difference.
 
     `mean(|p1 - p2|)` over all entries. Steadier than `relative_pd` where most predictions are
@@ -261,7 +264,7 @@ def _mean_absolute_difference(a: np.ndarray, b: np.ndarray) -> float:
     return _unscale(value, scale, "The mean absolute difference")
 
 
-def relative_pd_to_mean(p1: Any, p2: Any) -> float:
+def relative_pd_to_mean(p1: ArrayLike, p2: ArrayLike) -> float:
     """Prediction difference relative to the mean prediction, for regression (e.g. ratings).
 
     `mean(|p1 - p2|) / |mean((p1 + p2) / 2)|`, with `0 / 0` taken as 0.
@@ -289,7 +292,7 @@ def relative_pd_to_mean(p1: Any, p2: Any) -> float:
     return _relative_to_mean(a, b)
 
 
-def total_variation_pd(p1: Any, p2: Any) -> float:
+def total_variation_pd(p1: ArrayLike, p2: ArrayLike) -> float:
     """Mean total variation distance between multiclass predictions.
 
     `mean_n(0.5 * sum_k |p1[n, k] - p2[n, k]|)`, where each row (last axis) is a probability
@@ -321,7 +324,7 @@ def total_variation_pd(p1: Any, p2: Any) -> float:
 
 
 def top1_disagreement(
-    p1: Any, p2: Any, *, threshold: float = 0.5, from_logits: bool = False
+    p1: ArrayLike, p2: ArrayLike, *, threshold: float = 0.5, from_logits: bool = False
 ) -> float:
     """Top-1 disagreement ("churn"): the fraction of examples whose predicted class differs.
 
@@ -398,11 +401,11 @@ _SHIFT_SPACES = ("logit", "identity")
 
 
 def shift_corrected_pd(
-    p1: Any,
-    p2: Any,
+    p1: ArrayLike,
+    p2: ArrayLike,
     *,
-    kind: str = "relative",
-    space: str = "logit",
+    kind: Literal["relative", "absolute", "relative_to_mean"] = "relative",
+    space: Literal["logit", "identity"] = "logit",
     eps: float = _LOGIT_EPS,
 ) -> float:
     """PD after removing one global offset between the two replicas.
@@ -467,23 +470,23 @@ def shift_corrected_pd(
     return float(np.mean(_relative_values(q1, q2)))
 
 
-def _relative_shift_corrected(p1: Any, p2: Any) -> float:
+def _relative_shift_corrected(p1: ArrayLike, p2: ArrayLike) -> float:
     return shift_corrected_pd(p1, p2, kind="relative", space="logit")
 
 
-def _absolute_shift_corrected(p1: Any, p2: Any) -> float:
+def _absolute_shift_corrected(p1: ArrayLike, p2: ArrayLike) -> float:
     return shift_corrected_pd(p1, p2, kind="absolute", space="logit")
 
 
-def _absolute_shift_corrected_identity(p1: Any, p2: Any) -> float:
+def _absolute_shift_corrected_identity(p1: ArrayLike, p2: ArrayLike) -> float:
     return shift_corrected_pd(p1, p2, kind="absolute", space="identity")
 
 
-def _relative_to_mean_shift_corrected(p1: Any, p2: Any) -> float:
+def _relative_to_mean_shift_corrected(p1: ArrayLike, p2: ArrayLike) -> float:
     return shift_corrected_pd(p1, p2, kind="relative_to_mean", space="identity")
 
 
-PD_KINDS: Mapping[str, Callable[[Any, Any], float]] = types.MappingProxyType(
+PD_KINDS: Mapping[str, Callable[..., float]] = types.MappingProxyType(
     {
         "relative": relative_pd,
         "absolute": absolute_pd,
@@ -521,7 +524,7 @@ def get_pd_fn(kind: str) -> Callable[..., float]:
         ) from None
 
 
-def compute_pd(kind: str, p1: Any, p2: Any, **kwargs: Any) -> float:
+def compute_pd(kind: str, p1: ArrayLike, p2: ArrayLike, **kwargs: float | bool) -> float:
     """Computes the PD of `kind` (a name from `PD_KINDS`) between `p1` and `p2`.
 
     Args:
@@ -580,7 +583,9 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     )
 
 
-def pairwise_pd(predictions: Sequence[Any], kind: str = "relative", **kwargs: Any) -> PairwisePD:
+def pairwise_pd(
+    predictions: Sequence[ArrayLike] | np.ndarray, kind: str = "relative", **kwargs: float | bool
+) -> PairwisePD:
     """Mean and spread of the PD over all pairs of N >= 2 replicas.
 
     Relative PD is heavy-tailed across pairs, so report the spread beside the mean.

@@ -18,7 +18,7 @@ import functools
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import keras
 
@@ -59,7 +59,7 @@ class Replacement:
     """
 
     layer: str
-    kind: str
+    kind: Literal["argument", "layer"]
     old: str
     new: str
 
@@ -94,7 +94,7 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
-def activation_name(activation: Any) -> str:
+def activation_name(activation: Callable[..., Any] | keras.layers.Layer) -> str:
     """Returns the name `match` compares against: what users write for that activation.
 
     A function gives its `__name__` (`"relu"`, `"smelu"`; a `functools.partial` the name of the
@@ -138,7 +138,7 @@ def activation_name(activation: Any) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
 
 
-def describe_activation(activation: Any) -> str:
+def describe_activation(activation: Callable[..., Any] | keras.layers.Layer) -> str:
     """A short readable description, with the configured widths of keras-smelu's layers."""
     if isinstance(activation, ParametricActivation):
         args = [f"{k}={v:g}" for k, v in activation.values.items()]
@@ -160,11 +160,11 @@ class Site:
 
     layer: keras.layers.Layer
     path: str
-    kind: str
-    activation: Any
+    kind: Literal["argument", "layer"]
+    activation: Callable[..., Any] | keras.layers.Layer
 
 
-def _is_graph_model(model: Any) -> bool:
+def _is_graph_model(model: keras.layers.Layer) -> bool:
     """Sequential and functional models are rebuilt layer by layer; others have their own call."""
     if isinstance(model, keras.Sequential):
         return True
@@ -182,7 +182,7 @@ def site_of(layer: keras.layers.Layer, path: str) -> Site | None:
     return None
 
 
-def _sublayers(layer: Any) -> Iterator[keras.layers.Layer]:
+def _sublayers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
     """Layers held in a layer's attributes (directly or in lists, tuples and dicts)."""
     for value in vars(layer).values():
         items = value.values() if isinstance(value, dict) else value
@@ -195,7 +195,7 @@ def _sublayers(layer: Any) -> Iterator[keras.layers.Layer]:
                 yield item
 
 
-def hidden_sites(layer: keras.layers.Layer, path: str, seen=None) -> list[Site]:
+def hidden_sites(layer: keras.layers.Layer, path: str, seen: set[int] | None = None) -> list[Site]:
     """Activation sites inside a layer that a rebuild from configs cannot reach."""
     seen = set() if seen is None else seen
     found = []
@@ -211,7 +211,9 @@ def hidden_sites(layer: keras.layers.Layer, path: str, seen=None) -> list[Site]:
     return found
 
 
-def _layer_paths(model: keras.Model, prefix: str = "", paths=None) -> dict[int, str]:
+def _layer_paths(
+    model: keras.Model, prefix: str = "", paths: dict[int, str] | None = None
+) -> dict[int, str]:
     """`id(layer) -> "outer/inner/layer"` for every layer of a (nested) graph model."""
     paths = {} if paths is None else paths
     for layer in model.layers:
@@ -222,11 +224,15 @@ def _layer_paths(model: keras.Model, prefix: str = "", paths=None) -> dict[int, 
     return paths
 
 
-def _activation_weights(activation: Any) -> list:
+def _activation_weights(
+    activation: Callable[..., Any] | keras.layers.Layer,
+) -> list[keras.Variable]:
     return activation.weights if isinstance(activation, keras.layers.Layer) else []
 
 
-def _copy_variables(old_vars: Sequence, new_vars: Sequence, path: str) -> None:
+def _copy_variables(
+    old_vars: Sequence[keras.Variable], new_vars: Sequence[keras.Variable], path: str
+) -> None:
     if [tuple(v.shape) for v in old_vars] != [tuple(v.shape) for v in new_vars]:
         raise SwapError(
             f"The rebuilt layer {path!r} does not have the weights of the original; expected "
@@ -263,16 +269,23 @@ def _recreate(layer: keras.layers.Layer, path: str) -> keras.layers.Layer:
 
 def rebuild(
     model: keras.Model,
-    choose: Callable[[Site], Any],
+    choose: Callable[[Site], Callable[..., Any] | keras.layers.Layer | None],
     *,
     refuse: Callable[[Site], bool],
-) -> tuple[keras.Model, list[tuple[Site, Any]]]:
+) -> tuple[keras.Model, list[tuple[Site, Callable[..., Any] | keras.layers.Layer]]]:
     """Clones a graph model, putting `choose(site)` (when not None) in place of activations.
 
     `choose` returns the new activation: a function, or a layer used as it is (for a `"layer"`
     site it replaces the layer, so it should carry the old layer's name). Every weight is copied
     from the original except those of replaced activation layers. A site for which `refuse` is
     true and that a rebuild cannot reach (in a subclassed part) raises `SwapError`.
+
+    Args:
+        model: A built Sequential or functional `keras.Model`; left unchanged.
+        choose: Called with every activation site; returns the activation to put there, or
+            None to keep the old one.
+        refuse: Called with each site hidden in a subclassed part; True makes the rebuild
+            fail there instead of leaving that activation as it is.
 
     Returns:
         The new model and the `(site, new activation)` pairs that were put in, in model order.
@@ -349,7 +362,7 @@ def rebuild(
     return new_model, [(site, act) for _, _, site, act in pairs if act is not None]
 
 
-def _check_match(match: Any) -> tuple[str, ...]:
+def _check_match(match: str | Sequence[str]) -> tuple[str, ...]:
     names = (match,) if isinstance(match, str) else match
     try:
         names = tuple(names)
@@ -363,7 +376,9 @@ def _check_match(match: Any) -> tuple[str, ...]:
     return names
 
 
-def _check_activation(activation: Any) -> Callable[[str | None, Any], Any]:
+def _check_activation(
+    activation: str | Callable[..., Any] | keras.layers.Layer,
+) -> Callable[[str | None, Any], Callable[..., Any] | keras.layers.Layer]:
     """Validates `activation`; returns a factory `(name, dtype) -> a fresh activation`."""
     if isinstance(activation, str):
         try:
@@ -400,7 +415,12 @@ def _check_activation(activation: Any) -> Callable[[str | None, Any], Any]:
     )
 
 
-def replace_activations(model: keras.Model, activation: Any, *, match: Any = "relu") -> SwapResult:
+def replace_activations(
+    model: keras.Model,
+    activation: str | Callable[..., Any] | keras.layers.Layer,
+    *,
+    match: str | Sequence[str] = "relu",
+) -> SwapResult:
     """Returns a new model, with the same weights, in which matching activations are replaced.
 
     `new(x) = model(x)` with every activation `a` where `activation_name(a) in match` replaced
@@ -442,7 +462,7 @@ def replace_activations(model: keras.Model, activation: Any, *, match: Any = "re
     names = _check_match(match)
     fresh = _check_activation(activation)
 
-    def choose(site: Site) -> Any:
+    def choose(site: Site) -> Callable[..., Any] | keras.layers.Layer | None:
         if activation_name(site.activation) not in names:
             return None
         name = site.layer.name if site.kind == "layer" else None
