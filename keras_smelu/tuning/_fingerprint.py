@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from importlib import metadata as _metadata
 from typing import Any
@@ -102,12 +103,14 @@ def model_fingerprint(build: Callable[[Any], Any]) -> dict[str, Any]:
     import keras
 
     keras.utils.set_random_seed(_SEED)
-    try:
-        model = build("relu")
-        architecture = json.loads(model.to_json())
-    except Exception as error:  # the trials will say why; the study still gets an identity
-        return {"model.config_sha256": f"unavailable ({type(error).__name__})"}
-    compile_config = model.get_compile_config() or {}
+    with warnings.catch_warnings():  # serializing a lambda loss warns; only hashed here
+        warnings.filterwarnings("ignore", message="The object being serialized includes")
+        try:
+            model = build("relu")
+            architecture = json.loads(model.to_json())
+            compile_config = model.get_compile_config() or {}
+        except Exception as error:  # the trials will say why; the study still gets an identity
+            return {"model.config_sha256": f"unavailable ({type(error).__name__})"}
     text = json.dumps(
         _without_numbers([architecture, compile_config]), sort_keys=True, default=repr
     )

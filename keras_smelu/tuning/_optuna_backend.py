@@ -429,6 +429,14 @@ def _fail_dead_trials(study) -> int:
     return failed
 
 
+def _wait_for_running(study, poll_s: float = 1.0) -> None:
+    """Waits until no trial of `study` runs (other workers' trials finish, dead ones fail)."""
+    running = (_optuna().trial.TrialState.RUNNING,)
+    while study.get_trials(deepcopy=False, states=running):
+        time.sleep(poll_s)
+        _fail_dead_trials(study)
+
+
 def _is_surplus(study, number: int, trials: int) -> bool:
     """Whether trial `number` would exceed the study's `trials`: that many trials numbered
     before it are running or finished (failed ones with a reason count, as in `_done`).
@@ -562,9 +570,12 @@ def optimize(
         if record is not None and progress is not None:
             progress(record, _done(study), trials)
 
+    capped = []
+
     def objective(trial):
         if _is_surplus(study, trial.number, trials):
             trial.set_user_attr(_SURPLUS, True)
+            capped.append(trial.number)
             study.stop()
             raise optuna.TrialPruned(f"the study already holds its {trials} trials")
         trial.set_user_attr(_WORKER, _worker_info())
@@ -596,6 +607,8 @@ def optimize(
             catch=(TrialFailedError,),
             callbacks=[after_trial],
         )
+    if capped:  # the study's last trials run in other workers: report them too
+        _wait_for_running(study)
     return study_result(study, ref_study, model_name, settings)
 
 
