@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import keras
 
@@ -30,6 +30,9 @@ from keras_smelu._replica_models import describe_activation
 from keras_smelu._replica_summary import resolve_pd_kind, summarize_pairs
 from keras_smelu._replica_training import NonFiniteLossError, RunState, train_pair
 from keras_smelu._settings import SettingError, check_choice, check_int
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "REPORT_EPOCH_RULES",
@@ -92,11 +95,11 @@ class ReplicaSettings:
     pairs: int = 1
     epochs: int = 1
     batch_size: int = 256
-    vary: str = "data_order"
+    vary: Literal["data_order", "init", "both", "none"] = "data_order"
     seed: int = 0
-    report_epoch: str = "last"
-    task: str = "auto"
-    fused: bool | str = "auto"
+    report_epoch: Literal["last", "best"] = "last"
+    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
+    fused: bool | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         check_int("pairs", self.pairs, 1)
@@ -158,11 +161,11 @@ class ReplicaReport:
     pair_results: list[dict[str, Any]]
     seeds: dict[str, Any]
     activation: str
-    task: str
+    task: Literal["binary", "multiclass", "regression"]
     config: dict[str, Any]
     train_seconds: float
     wall_seconds: float
-    models: list[Any] | None = dataclasses.field(default=None, repr=False, compare=False)
+    models: list[keras.Model] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serializable dict of every field except `models`."""
@@ -179,14 +182,14 @@ class ReplicaReport:
 
 def train_replicas(
     model: keras.Model | Callable[[Any], keras.Model],
-    train_data: Any,
-    eval_data: Any,
+    train_data: tuple[Any, ...] | tf.data.Dataset,
+    eval_data: tuple[Any, ...] | tf.data.Dataset,
     *,
-    activation: Any = "relu",
+    activation: str | Callable[..., Any] | keras.layers.Layer | None = "relu",
     settings: ReplicaSettings | None = None,
     pd: str = "relative",
     callbacks: list[keras.callbacks.Callback] | None = None,
-    verbose: str | int = "auto",
+    verbose: Literal["auto", 0, 1, 2] = "auto",
     return_models: bool = False,
     **overrides: Any,
 ) -> ReplicaReport:
