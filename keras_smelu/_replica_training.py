@@ -89,111 +89,142 @@ class PairResult:
         }
 
 
-def train_pair(
-    model: Any,
-    activation: Any,
-    train: ArrayData | DatasetData,
-    evaluation: ArrayData | DatasetData,
-    settings: ReplicaSettings,
-    index: int,
-    *,
-    state: RunState,
-    pd: str,
-    labels: np.ndarray | None,
-    callbacks: list[keras.callbacks.Callback] | None,
-    verbose: str | int,
-) -> tuple[PairResult, list[keras.Model]]:
-    """Builds, trains and measures pair `index` (0-based); returns it and its two replicas."""
-    seeds = pair_seeds(int(settings.seed), index, settings.vary)
-    replicas = []
-    for r in range(2):
-        keras.utils.set_random_seed(seeds["init"][r])
-        replicas.append(build_replica(model, activation, train.sample_x))
-    if replicas[0] is replicas[1]:
-        raise ValueError(
-            "The model builder returned the same model object twice; it must build a new "
-            "model on every call."
-        )
-    check_unshared(*replicas)
-    initial = [m.get_weights() for m in replicas]
-    if seeds["init"][0] == seeds["init"][1]:
-        check_identical(replicas[0], *initial, seeds["init"][0])
-    if state.fuse is None:
-        blocker = why_not_fused(
-            replicas[0], arrays=isinstance(train, ArrayData), callbacks=callbacks
-        )
-        if settings.fused is True and blocker is not None:
-            raise ValueError(f"`fused=True`, but the replicas cannot train as one: {blocker}")
-        state.fuse = settings.fused is not False and blocker is None
+class PairTrainer:
+    """One pair of replicas, built now and trained one epoch at a time (`step`), so that a run
+    can advance all its pairs epoch by epoch and look at every pair after each epoch.
 
-    pair_model = compile_pair(*replicas) if state.fuse else None
-    order_rngs = [np.random.default_rng(seeds["order"][r]) for r in range(2)]
-    records: list[dict[str, Any]] = [
-        {"replica": name, "train_loss": [], "metrics": [], "prediction_std": []}
-        for name in REPLICA_NAMES
-    ]
-    predictions: list[list[np.ndarray]] = [[], []]
-    seconds = 0.0
-    say = verbose != 0
-    for e in range(settings.epochs):
-        fit_kwargs = [train.epoch(rng) for rng in order_rngs]
+    Args:
+        model, activation: The builder (or compiled model) and the activation it gets.
+        train, evaluation: The data adapters.
+        settings: The run's `ReplicaSettings`.
+        index: The 0-based pair index (its seeds come from `(settings.seed, index)`).
+        state: Decisions shared by the pairs of one run (task, PD kind, fusing).
+        pd: The requested headline PD kind.
+        labels: Evaluation labels for task inference, or `None`.
+        callbacks, verbose: Passed to `fit`.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        activation: Any,
+        train: ArrayData | DatasetData,
+        evaluation: ArrayData | DatasetData,
+        settings: ReplicaSettings,
+        index: int,
+        *,
+        state: RunState,
+        pd: str,
+        labels: np.ndarray | None,
+        callbacks: list[keras.callbacks.Callback] | None,
+        verbose: str | int,
+    ) -> None:
+        self.train, self.evaluation = train, evaluation
+        self.settings, self.index, self.state = settings, index, state
+        self.pd, self.labels = pd, labels
+        self.callbacks, self.verbose = callbacks, verbose
+        self.seeds = pair_seeds(int(settings.seed), index, settings.vary)
+        self.replicas = []
+        for r in range(2):
+            keras.utils.set_random_seed(self.seeds["init"][r])
+            self.replicas.append(build_replica(model, activation, train.sample_x))
+        if self.replicas[0] is self.replicas[1]:
+            raise ValueError(
+                "The model builder returned the same model object twice; it must build a new "
+                "model on every call."
+            )
+        check_unshared(*self.replicas)
+        initial = [m.get_weights() for m in self.replicas]
+        if self.seeds["init"][0] == self.seeds["init"][1]:
+            check_identical(self.replicas[0], *initial, self.seeds["init"][0])
+        self.digests = [weights_digest(w) for w in initial]
+        if state.fuse is None:
+            blocker = why_not_fused(
+                self.replicas[0], arrays=isinstance(train, ArrayData), callbacks=callbacks
+            )
+            if settings.fused is True and blocker is not None:
+                raise ValueError(f"`fused=True`, but the replicas cannot train as one: {blocker}")
+            state.fuse = settings.fused is not False and blocker is None
+        self.pair_model = compile_pair(*self.replicas) if state.fuse else None
+        self.order_rngs = [np.random.default_rng(self.seeds["order"][r]) for r in range(2)]
+        self.records: list[dict[str, Any]] = [
+            {"replica": name, "train_loss": [], "metrics": [], "prediction_std": []}
+            for name in REPLICA_NAMES
+        ]
+        self.pd_per_epoch: list[dict[str, float]] = []
+        self.seconds = 0.0
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.pd_per_epoch)
+
+    def step(self) -> None:
+        """Trains both replicas for one more epoch and measures them on the evaluation data."""
+        e, settings, verbose = self.epochs_done, self.settings, self.verbose
+        fit_kwargs = [self.train.epoch(rng) for rng in self.order_rngs]
         # Stochastic layers see the same global seed in both replicas, fused or not.
-        seed = epoch_seed(seeds["train"], e)
+        seed = epoch_seed(self.seeds["train"], e)
         start = time.perf_counter()
-        if pair_model is not None:
+        if self.pair_model is not None:
             keras.utils.set_random_seed(seed)
-            train_losses = fit_pair_epoch(pair_model, tuple(fit_kwargs), e, verbose)
+            train_losses = fit_pair_epoch(self.pair_model, tuple(fit_kwargs), e, verbose)
         else:
             train_losses = []
-            for r, replica in enumerate(replicas):
+            for r, replica in enumerate(self.replicas):
                 keras.utils.set_random_seed(seed)
                 history = replica.fit(
                     **fit_kwargs[r],
                     epochs=e + 1,
                     initial_epoch=e,
                     shuffle=False,
-                    callbacks=list(callbacks) if callbacks else None,
+                    callbacks=list(self.callbacks) if self.callbacks else None,
                     verbose=verbose,
                 )
                 train_losses.append(float(history.history.get("loss", [math.nan])[-1]))
-        seconds += time.perf_counter() - start
-        for r, replica in enumerate(replicas):
-            where = {"pair": index + 1, "replica": REPLICA_NAMES[r], "epoch": e + 1}
+        self.seconds += time.perf_counter() - start
+        predictions = []
+        for r, replica in enumerate(self.replicas):
+            where = {"pair": self.index + 1, "replica": REPLICA_NAMES[r], "epoch": e + 1}
             start = time.perf_counter()
-            metrics, preds = _measure(replica, evaluation, train_losses[r], where)
-            seconds += time.perf_counter() - start
-            if state.pd_kind is None:
-                state.task = infer_task(preds, labels)
-                state.pd_kind = resolve_pd_kind(pd, state.task)
-            records[r]["train_loss"].append(train_losses[r])
-            records[r]["metrics"].append(metrics)
-            records[r]["prediction_std"].append(float(np.std(preds)))
-            predictions[r].append(preds)
-            if say:
+            metrics, preds = _measure(replica, self.evaluation, train_losses[r], where)
+            self.seconds += time.perf_counter() - start
+            if self.state.pd_kind is None:
+                self.state.task = infer_task(preds, self.labels)
+                self.state.pd_kind = resolve_pd_kind(self.pd, self.state.task)
+            self.records[r]["train_loss"].append(train_losses[r])
+            self.records[r]["metrics"].append(metrics)
+            self.records[r]["prediction_std"].append(float(np.std(preds)))
+            predictions.append(preds)
+            if verbose != 0:
                 shown = ", ".join(f"{key}={value:.4g}" for key, value in metrics.items())
                 print(
-                    f"pair {index + 1}/{settings.pairs} replica {REPLICA_NAMES[r]}: epoch "
+                    f"pair {self.index + 1}/{settings.first_pair + settings.pairs} replica "
+                    f"{REPLICA_NAMES[r]}: epoch "
                     f"{e + 1}/{settings.epochs} train_loss={train_losses[r]:.4g}, eval {shown}",
                     flush=True,
                 )
-    pd_per_epoch = [
-        pair_pd(predictions[0][e], predictions[1][e], state.task) for e in range(settings.epochs)
-    ]
-    if say:
-        print(
-            f"pair {index + 1}/{settings.pairs}: {state.pd_kind} PD "
-            f"{pd_per_epoch[-1][state.pd_kind]:.4g} at epoch {settings.epochs}",
-            flush=True,
+        self.pd_per_epoch.append(pair_pd(*predictions, self.state.task))
+        if verbose != 0:
+            print(
+                f"pair {self.index + 1}/{settings.first_pair + settings.pairs}: "
+                f"{self.state.pd_kind} PD "
+                f"{self.pd_per_epoch[-1][self.state.pd_kind]:.4g} at epoch {e + 1}",
+                flush=True,
+            )
+
+    def result(self) -> PairResult:
+        """The pair's record so far."""
+        return PairResult(
+            pair=self.index + 1,
+            seeds=self.seeds,
+            initial_weights=list(self.digests),
+            replicas=[
+                {k: list(v) if isinstance(v, list) else v for k, v in rec.items()}
+                for rec in self.records
+            ],
+            pd=list(self.pd_per_epoch),
+            train_seconds=self.seconds,
         )
-    result = PairResult(
-        pair=index + 1,
-        seeds=seeds,
-        initial_weights=[weights_digest(w) for w in initial],
-        replicas=records,
-        pd=pd_per_epoch,
-        train_seconds=seconds,
-    )
-    return result, replicas
 
 
 def _measure(

@@ -35,14 +35,6 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(tune)
     tune.add_argument("--storage", help="Optuna storage URL (sqlite:///..., journal:FILE, ...)")
     tune.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override a job field, e.g. --set training.pairs=5 (repeatable)",
-    )
-    tune.add_argument(
         "--new-study",
         action="store_true",
         help="if the stored study ran another experiment (data, model, settings, versions), "
@@ -62,6 +54,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=int, help="search trials per model (job: [job] trials)")
     parser.add_argument("--output", type=Path, help="results folder (job: [job] output)")
     parser.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override a job field, e.g. --set training.pairs=5 or job.seed=3 (repeatable)",
+    )
 
 
 def _quiet_framework_logs() -> None:
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command == "demo":
         with resources.as_file(resources.files("keras_smelu.tuning") / DEMO_JOB) as job:
-            return _run_job(job, args)
+            return _run_job(job, args, args.overrides)
     return _run_job(args.job, args, args.overrides)
 
 

@@ -28,7 +28,7 @@ from keras_smelu import prediction_difference as _pd
 from keras_smelu._replica_data import prepare_data
 from keras_smelu._replica_models import describe_activation
 from keras_smelu._replica_summary import resolve_pd_kind, summarize_pairs
-from keras_smelu._replica_training import NonFiniteLossError, RunState, train_pair
+from keras_smelu._replica_training import NonFiniteLossError, PairTrainer, RunState
 from keras_smelu._settings import SettingError, check_choice, check_int
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ class ReplicaSettings:
             the other. `True`: required (ValueError saying why not); `False`: never. Fused
             replicas' own optimizers stay unused (a fresh copy trains them), and their
             training losses leave out regularization terms.
+        first_pair: The 0-based index of the first pair: pairs `first_pair ..
+            first_pair + pairs - 1` are trained, each with its own seeds, so that more pairs
+            can be added to a measurement later without redoing one.
 
     Raises:
         ValueError: (a `SettingError`) naming the first bad field and what it takes.
@@ -100,6 +103,7 @@ class ReplicaSettings:
     report_epoch: Literal["last", "best"] = "last"
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     fused: bool | Literal["auto"] = "auto"
+    first_pair: int = 0
 
     def __post_init__(self) -> None:
         check_int("pairs", self.pairs, 1)
@@ -109,6 +113,7 @@ class ReplicaSettings:
         check_choice("vary", self.vary, VARY_OPTIONS)
         check_choice("report_epoch", self.report_epoch, REPORT_EPOCH_RULES)
         check_choice("task", self.task, TASKS)
+        check_int("first_pair", self.first_pair, 0)
         if not (isinstance(self.fused, bool) or self.fused == "auto"):
             raise SettingError("fused", expected="True, False or 'auto'", received=self.fused)
 
@@ -138,7 +143,8 @@ class ReplicaReport:
             (means and spreads as above).
         pair_results: Per pair: `{"pair", "seeds", "initial_weights", "replicas", "pd"}`, where
             `initial_weights` holds a digest of each replica's initial weights, `replicas` the
-            per-epoch `train_loss` and `metrics` of replicas a and b, and `pd` one dict per epoch.
+            per-epoch `train_loss`, `metrics` and `prediction_std` (the spread of the
+            evaluation predictions) of replicas a and b, and `pd` one dict per epoch.
         seeds: `{"base", "vary", "pairs": [per-pair seeds]}`: what reproduces the run.
         activation: A readable description of the activation.
         task: `"binary"`, `"multiclass"` or `"regression"`.
@@ -191,12 +197,14 @@ def train_replicas(
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: Literal["auto", 0, 1, 2] = "auto",
     return_models: bool = False,
+    on_epoch: Callable[[int, list[dict[str, Any]]], None] | None = None,
     **overrides: Any,
 ) -> ReplicaReport:
     """Trains `pairs` pairs of replicas and measures their prediction difference (PD).
 
-    Each replica trains epoch by epoch (`fit(..., shuffle=False)` on data this function
-    shuffles), and after every epoch is evaluated on `eval_data`: loss and compiled metrics
+    All pairs are built first and advance together, one epoch at a time. Each replica trains
+    epoch by epoch (`fit(..., shuffle=False)` on data this function shuffles), and after
+    every epoch is evaluated on `eval_data`: loss and compiled metrics
     (`model.evaluate`), and the pair's PD from `model.predict`. The headline numbers are taken
     at `report_epoch`.
 
@@ -242,6 +250,9 @@ def train_replicas(
         verbose: Keras progress for `fit` (`"auto"`, 0, 1, 2); unless 0, one line per replica
             and epoch is printed as well.
         return_models: Keep the trained replicas in `ReplicaReport.models`.
+        on_epoch: Called after every epoch of all pairs as `on_epoch(epoch, pairs)` (epoch
+            1-based; `pairs` as `ReplicaReport.pair_results` holds them, up to that epoch).
+            An exception it raises stops the run and propagates (a tuner's early stopping).
         **overrides: Fields of `ReplicaSettings` (`pairs`, `epochs`, `batch_size`, `vary`,
             `seed`, `report_epoch`, `task`, `fused`).
 
@@ -295,11 +306,8 @@ def train_replicas(
         state.pd_kind = resolve_pd_kind(pd, settings.task)
     labels = evaluation.labels() if settings.task == "auto" else None
 
-    pairs: list[dict[str, Any]] = []
-    kept_models: list[keras.Model] = []
-    train_seconds = 0.0
-    for k in range(settings.pairs):
-        result, replicas = train_pair(
+    trainers = [
+        PairTrainer(
             model,
             activation,
             train,
@@ -312,11 +320,19 @@ def train_replicas(
             callbacks=callbacks,
             verbose=verbose,
         )
-        pairs.append(result.to_dict())
-        train_seconds += result.train_seconds
-        if return_models:
-            kept_models.extend(replicas)
-        del replicas
+        for k in range(settings.first_pair, settings.first_pair + settings.pairs)
+    ]
+    # Epoch by epoch across the pairs, so that `on_epoch` sees every pair at each epoch.
+    for e in range(settings.epochs):
+        for trainer in trainers:
+            trainer.step()
+        if on_epoch is not None:
+            on_epoch(e + 1, [trainer.result().to_dict() for trainer in trainers])
+    results = [trainer.result() for trainer in trainers]
+    pairs = [result.to_dict() for result in results]
+    train_seconds = sum(result.train_seconds for result in results)
+    kept_models = [m for trainer in trainers for m in trainer.replicas] if return_models else []
+    del trainers
 
     history, index = summarize_pairs(pairs, settings.epochs, settings.report_epoch)
     chosen = history[index]

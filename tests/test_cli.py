@@ -59,7 +59,11 @@ def test_tune_then_report(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_runs_on_the_embedded_job(tmp_path, capsys):
-    assert cli.main(["demo", "--trials", "1", "--output", str(tmp_path), "--quiet"]) == 0
+    # The embedded job, made smaller: one trial of 3 one-epoch pairs on fewer rows.
+    smaller = ["training.pairs=3", "training.epochs=1", "data.n_train=2048"]
+    smaller += ["data.n_test=1024", "objective.confirm_pairs=0"]
+    args = ["demo", "--trials", "1", "--output", str(tmp_path), "--quiet"]
+    assert cli.main(args + [f"--set={s}" for s in smaller]) == 0
     report = TuningReport.load(tmp_path)
     (result,) = report.results.values()
     assert result.reference is not None and len(result.candidates) == 1

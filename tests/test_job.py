@@ -86,11 +86,13 @@ def test_every_field_of_the_shipped_files_is_commented_and_documented():
                 assert "#" in stripped, f"{path.name}: uncommented field line {line!r}"
 
 
-def test_demo_job_is_small():
+def test_demo_job_is_small_but_decides_with_intervals():
     job = load_job(REPO / "tuning" / "synthetic-demo.toml")
     assert job.data.dataset == "synthetic"
-    assert job.job.trials <= 12 and job.training.pairs <= 2 and job.training.epochs <= 3
-    assert job.data.n_train <= 5000 and max(job.model.hidden) <= 64
+    # Enough pairs for paired intervals (3 at least), few and small enough for minutes.
+    assert 3 <= job.training.pairs <= 6 and job.objective.confirm_pairs <= 10
+    assert job.job.trials <= 12 and job.training.epochs <= 4
+    assert job.data.n_train <= 20000 and max(job.model.hidden) <= 64
 
 
 # --------------------------------------------------------------------------- defaults, helpers

@@ -399,7 +399,7 @@ class TrainingSection(ReplicaSettings):
         fused: Train the two replicas of a pair as one program: `"auto"` (default), true, false.
     """
 
-    NOT_IN_JOB_FILES = ("seed",)  # the job's seed: `[job] seed`
+    NOT_IN_JOB_FILES = ("seed", "first_pair")  # the job seed; pairs start at 0
 
     pairs: int = 5
     epochs: int = 3

@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from keras_smelu._settings import SettingError, check_choice, check_number, check_str
+from keras_smelu._settings import (
+    SettingError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_str,
+)
 
 DIRECTIONS = ("minimize", "maximize")
 # Metrics Keras users compile with, and which way is better.
@@ -61,6 +68,13 @@ class Objective:
         max_accuracy_cost: The accuracy a user gives up for lower PD: a number in the metric's
             units (e.g. `0.002` of log loss), or a percentage of ReLU's value such as `"0.5%"`;
             `None` (default): no worse than ReLU.
+        confirm_pairs: After the search, give the points that decide the answer (ReLU, the
+            recommended point, the frontier's unresolved points) more pairs, continuing their
+            pair indices, until the decision is resolved or each has this many pairs (0, the
+            default: no confirmation stage).
+        prune: Stop a trial after an epoch where completed trials dominate it beyond
+            uncertainty (paired intervals at that epoch); Optuna backend only. Off by
+            default.
 
     Raises:
         ValueError: (a `SettingError`) naming the first bad field.
@@ -71,6 +85,8 @@ class Objective:
     pd: str = "relative"
     level: float = 0.9
     max_accuracy_cost: float | str | None = None
+    confirm_pairs: int = 0
+    prune: bool = False
 
     def __post_init__(self) -> None:
         check_str("accuracy", self.accuracy)
@@ -89,6 +105,8 @@ class Objective:
             )
         check_choice("pd", self.pd, OBJECTIVE_PD_KINDS)
         check_number("level", self.level, low=0.5, high=1.0, high_open=True)
+        check_int("confirm_pairs", self.confirm_pairs, 0)
+        check_bool("prune", self.prune)
         if self.max_accuracy_cost is not None:
             from keras_smelu.tuning._decision import parse_budget
 

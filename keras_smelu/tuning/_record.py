@@ -22,7 +22,7 @@ import numpy as np
 
 from keras_smelu.tuning._space import REFERENCE_FAMILY
 
-TRIAL_STATES = ("complete", "failed")
+TRIAL_STATES = ("complete", "failed", "pruned")
 
 
 def encode(obj: Any) -> Any:
@@ -100,9 +100,11 @@ class TrialRecord:
         pd: Mean PD over the pairs at the reported epoch.
         accuracy_std: Standard deviation of the accuracy objective over the replicas.
         pd_std: Standard deviation of PD over the pairs.
-        state: `"complete"` or `"failed"`.
-        fail_reason: Why a failed trial failed (e.g. `"loss became NaN at epoch 2"`).
-        epoch: The reported epoch (1-based).
+        state: `"complete"`, `"failed"`, or `"pruned"` (stopped early: dominated beyond
+            uncertainty at `epoch`).
+        fail_reason: Why a failed trial failed (e.g. `"loss became NaN at epoch 2"`), or why a
+            pruned one stopped.
+        epoch: The reported epoch (1-based); for a pruned trial, the epoch it stopped after.
         seeds: The seed of each replica pair (the same in every trial of a job).
         duration_s: Wall time of the trial.
         metrics: Further measured values at the reported epoch (other PD kinds, shift-corrected
@@ -169,6 +171,10 @@ class TrialRecord:
     @property
     def is_complete(self) -> bool:
         return self.state == "complete"
+
+    @property
+    def is_pruned(self) -> bool:
+        return self.state == "pruned"
 
     @property
     def is_reference(self) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_smelu.tuning._comparisons import candidate_name, trial_pairs
 from keras_smelu.tuning._decision import Decision, decide
 from keras_smelu.tuning._files import folder_lock, write_csv, write_text
 from keras_smelu.tuning._imports import import_optional
@@ -61,37 +62,6 @@ CSV_COLUMNS = (
 )
 # Columns that files written by earlier versions lack.
 _NEWER_CSV_COLUMNS = {"pairs", "level", "max_accuracy_cost", *PAIRED_CSV_COLUMNS}
-
-
-def candidate_name(trial: TrialRecord) -> str:
-    """How decisions name a trial, e.g. `"smelu w=0.44 (trial 7)"`."""
-    return f"{trial.label} (trial {trial.number})"
-
-
-def _pd_kind(objective_name: str, pd: Mapping[str, float]) -> str:
-    kind = objective_name.removeprefix("pd_")
-    if kind not in pd and kind == "relative" and "relative_to_mean" in pd:
-        return "relative_to_mean"  # regression: relative PD is relative to the mean
-    return kind
-
-
-def trial_pairs(trial: TrialRecord, objective_names: tuple[str, str]) -> TrialPairs | None:
-    """The per-pair PD and replica metrics of `trial` at its reported epoch, or `None` when the
-    record kept no per-pair data (or lacks the objectives)."""
-    if not trial.pairs or trial.epoch is None:
-        return None
-    metric = objective_names[0].removeprefix("val_")
-    index = trial.epoch - 1
-    pd, accuracy = {}, {}
-    try:
-        for pair in trial.pairs:
-            pd_at = pair["pd"][index]
-            pd[int(pair["pair"])] = float(pd_at[_pd_kind(objective_names[1], pd_at)])
-            a, b = (float(r["metrics"][index][metric]) for r in pair["replicas"])
-            accuracy[int(pair["pair"])] = (a, b)
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-    return TrialPairs(pd, accuracy)
 
 
 def _paired_cells(comparison: Comparison | None) -> dict[str, str]:
@@ -150,7 +120,12 @@ class TuningResult:
 
     @property
     def failed_trials(self) -> list[TrialRecord]:
-        return [t for t in self.trials if not t.is_complete]
+        return [t for t in self.trials if t.state == "failed"]
+
+    @property
+    def pruned_trials(self) -> list[TrialRecord]:
+        """Trials stopped early (dominated beyond uncertainty); never on the frontier."""
+        return [t for t in self.trials if t.is_pruned]
 
     @property
     def reference(self) -> TrialRecord | None:
@@ -389,7 +364,9 @@ class TuningResult:
         widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
         text = [
             f"{self.model}: {len(self.frontier)} frontier point(s) of "
-            f"{len(self.complete_trials)} complete trial(s), {len(self.failed_trials)} failed; "
+            f"{len(self.complete_trials)} complete trial(s), {len(self.failed_trials)} failed"
+            + (f", {len(self.pruned_trials)} pruned" if self.pruned_trials else "")
+            + "; "
             f"{self.objective_label(0)}, {self.objective_label(1)}"
         ]
         for row in [header, ["-" * w for w in widths], *lines]:

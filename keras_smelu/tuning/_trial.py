@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from keras_smelu.replicas import ReplicaSettings
+from keras_smelu.tuning._early_stopping import TrialPrunedError
 from keras_smelu.tuning._objective import Objective
 from keras_smelu.tuning._record import TrialRecord, system_info
 from keras_smelu.tuning._space import REFERENCE_FAMILY, SearchPoint
@@ -84,11 +85,16 @@ def run_trial(
     *,
     model_name: str,
     number: int,
+    on_epoch: Callable[[int, list[dict[str, Any]]], None] | None = None,
 ) -> TrialRecord:
     """Trains the replica pairs of `point` and returns the complete trial record.
 
+    Args:
+        on_epoch: Passed to `train_replicas` (early stopping: `_early_stopping.epoch_pruner`).
+
     Raises:
         TrialFailedError: when a loss turns NaN/inf; the message is the reason to record.
+        TrialPrunedError: when `on_epoch` stops the trial; its `record` is the pruned record.
         ValueError: when the model does not measure the accuracy objective (stops the study).
     """
     from keras_smelu.replicas import NonFiniteLossError, train_replicas
@@ -104,9 +110,23 @@ def run_trial(
             settings=settings.training,
             pd=objective.pd,
             verbose=settings.verbose,
+            on_epoch=on_epoch,
         )
     except NonFiniteLossError as error:
         raise TrialFailedError(str(error)) from error
+    except TrialPrunedError as pruned:
+        pruned.record = _record_of_point(
+            point,
+            model_name,
+            number,
+            state="pruned",
+            fail_reason=pruned.reason,
+            epoch=pruned.epoch,
+            duration_s=time.perf_counter() - start,
+            system=system_info(),
+            pairs=tuple(pruned.pairs),
+        )
+        raise
     if objective.accuracy not in report.metrics:  # a setup error: no trial would measure it
         raise ValueError(
             f"the accuracy objective {objective.accuracy!r} was not measured; the model's "
@@ -257,6 +277,7 @@ def comparable_setup(
     setup = {f"space.{k}": v for k, v in dataclasses.asdict(space).items()}
     training = dataclasses.asdict(settings.training)
     training.pop("fused")  # speed only: fused pairs train bit for bit as sequential ones
+    training.pop("first_pair")  # which pairs a call trains; a study's trials start at 0
     if training["task"] == "auto":  # as studies written before the field existed
         training.pop("task")
     objective = settings.objective

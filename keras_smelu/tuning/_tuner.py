@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from keras_smelu.replicas import ReplicaSettings
 from keras_smelu.tuning._backends import BACKEND_NAMES, BACKENDS
+from keras_smelu.tuning._comparisons import trial_pairs
+from keras_smelu.tuning._confirm import confirm, pair_store, pair_trainer, with_pairs
 from keras_smelu.tuning._fingerprint import check_output_folder, job_fingerprint
 from keras_smelu.tuning._objective import Objective
 from keras_smelu.tuning._paired import compare
 from keras_smelu.tuning._record import TrialRecord, system_info
-from keras_smelu.tuning._results import TuningReport, trial_pairs
+from keras_smelu.tuning._results import TuningReport
 from keras_smelu.tuning._space import SearchSpace
 from keras_smelu.tuning._trial import TrialSettings, takes_hp
 
@@ -159,6 +161,8 @@ def tune(
     pd: str | None = None,
     level: float | None = None,
     max_accuracy_cost: float | str | None = None,
+    confirm_pairs: int | None = None,
+    prune: bool | None = None,
     pairs: int | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
@@ -227,6 +231,9 @@ def tune(
         pd: `Objective.pd`: "relative" or "absolute".
         level: `Objective.level`: confidence level of the paired intervals (0.9).
         max_accuracy_cost: `Objective.max_accuracy_cost`: `0.002` or `"0.5%"`.
+        confirm_pairs: `Objective.confirm_pairs`: after the search, more pairs (up to this
+            many per point) for the points that decide the answer, until it is resolved.
+        prune: `Objective.prune`: stop trials dominated beyond uncertainty after an epoch.
         pairs: `ReplicaSettings.pairs`: replica pairs per trial (>= 5 for a claim).
         epochs: `ReplicaSettings.epochs`: epochs per replica.
         batch_size: `ReplicaSettings.batch_size`.
@@ -292,6 +299,8 @@ def tune(
             pd=pd,
             level=level,
             max_accuracy_cost=max_accuracy_cost,
+            confirm_pairs=confirm_pairs,
+            prune=prune,
         ),
         verbose=1 if verbose >= 2 else 0,
     )
@@ -328,7 +337,7 @@ def tune(
                     f"The builder of model {name!r} takes (activation, hp): that form is for "
                     "the keras_tuner backend. With Optuna, a builder takes the activation only."
                 )
-            results.append(
+            result = (
                 chosen.load().optimize(
                     name,
                     builder,
@@ -347,16 +356,25 @@ def tune(
                     on_mismatch=on_mismatch,
                 )
             )
+            result = _with_decision_settings(result, settings)
+            if settings.objective.confirm_pairs:
+                result = confirm(
+                    result,
+                    pair_store(chosen, storage, chosen.study_id(study_name, name)),
+                    pair_trainer(builder, train_data, eval_data, settings),
+                    confirm_pairs=settings.objective.confirm_pairs,
+                    progress=print if verbose else None,
+                )
+            results.append(result)
     except KeyboardInterrupt:
         interrupted = True
         results += _partial_results(builders, results, space, settings, chosen, storage, study_name)
-    objective = settings.objective
-    results = [  # the decision's settings: the budget and level of this run
-        dataclasses.replace(
-            r, level=objective.level, max_accuracy_cost=objective.max_accuracy_cost
-        )
-        for r in results
-    ]
+    results = [_with_decision_settings(r, settings) for r in results]
+    if settings.objective.confirm_pairs:  # pairs confirmed before an interruption count
+        results = [
+            with_pairs(r, pair_store(chosen, storage, chosen.study_id(study_name, r.model)).load())
+            for r in results
+        ]
     metadata = {
         "study_name": study_name,
         "backend": backend,
@@ -381,6 +399,14 @@ def tune(
         )
         raise KeyboardInterrupt
     return report
+
+
+def _with_decision_settings(result: Any, settings: TrialSettings) -> Any:
+    """`result` deciding with this run's budget and confidence level."""
+    objective = settings.objective
+    return dataclasses.replace(
+        result, level=objective.level, max_accuracy_cost=objective.max_accuracy_cost
+    )
 
 
 def settings_metadata(settings: TrialSettings) -> dict[str, Any]:
@@ -473,7 +499,7 @@ def tune_job(
             f"eval rows), models {list(job.model.names)}, {trials or job.job.trials} trials "
             f"x {job.training.pairs} pairs x {job.training.epochs} epochs"
         )
-    return tune(
+    report = tune(
         {name: builder_for(name) for name in job.model.names},
         dataset,
         job.search,
@@ -489,3 +515,14 @@ def tune_job(
         fingerprint=job_fingerprint(job),
         on_mismatch=on_mismatch,
     )
+    oracle = dataset.info.get("oracle_auc_test") if isinstance(dataset.info, dict) else None
+    if verbose and oracle is not None:
+        for name, result in report.results.items():
+            reference = result.reference
+            auc = None if reference is None else reference.metrics.get("val_auc")
+            shown = "not measured" if auc is None else f"{auc:.3f}"
+            print(
+                f"[{name}] ReLU validation AUC {shown}; the generator's own click "
+                f"probabilities (the oracle) reach {oracle:.3f} on the same rows"
+            )
+    return report

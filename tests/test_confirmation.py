@@ -1,0 +1,198 @@
+"""The confirmation stage: more pairs for the points that decide the answer, resumable."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from keras_smelu.tuning import TrialRecord, TuningResult
+from keras_smelu.tuning._confirm import (
+    FilePairStore,
+    confirm,
+    confirmation_targets,
+    with_pairs,
+)
+
+# A simulated objective: pair k of a point has PD `scale * base_k * noise` and loss
+# `loss + shared_k + noise` (common random numbers: base_k and shared_k are the same for every
+# point), so paired comparisons resolve with enough pairs.
+POINTS = {
+    0: ("relu", 0.0, 1.00, 0.500),
+    1: ("smelu", 0.3, 0.97, 0.500),
+    2: ("smelu", 3.0, 0.60, 0.501),
+}
+
+
+def pair_record(number: int, index: int) -> dict:
+    _, _, scale, loss = POINTS[number]
+    rng = np.random.default_rng([number, index])
+    shared = np.random.default_rng([99, index])
+    base, offset = 0.1 * math.exp(shared.normal(0, 0.3)), shared.normal(0, 0.01)
+    pd = scale * base * math.exp(rng.normal(0, 0.05))
+    metrics = [{"loss": loss + offset + rng.normal(0, 0.001)} for _ in "ab"]
+    return {
+        "pair": index + 1,
+        "seeds": {},
+        "initial_weights": [],
+        "replicas": [
+            {"replica": r, "train_loss": [0.5], "metrics": [m]}
+            for r, m in zip("ab", metrics, strict=True)
+        ],
+        "pd": [{"relative": pd, "absolute": pd / 10}],
+    }
+
+
+def record(number: int, pairs: int) -> TrialRecord:
+    family, width, _, _ = POINTS[number]
+    kept = tuple(pair_record(number, k) for k in range(pairs))
+    losses = [r["metrics"][0]["loss"] for p in kept for r in p["replicas"]]
+    return TrialRecord(
+        number=number,
+        model="m",
+        family=family,
+        width=width,
+        accuracy=float(np.mean(losses)),
+        pd=float(np.mean([p["pd"][0]["relative"] for p in kept])),
+        epoch=1,
+        pairs=kept,
+    )
+
+
+def result(pairs: int = 3) -> TuningResult:
+    return TuningResult(
+        "m", tuple(record(n, pairs) for n in POINTS), max_accuracy_cost="0.5%", level=0.9
+    )
+
+
+class CountingTrainer:
+    def __init__(self):
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, trial: TrialRecord, index: int) -> dict:
+        self.calls.append((trial.number, index + 1))
+        return pair_record(trial.number, index)
+
+
+def test_with_pairs_adds_only_new_pairs_and_recomputes_the_point():
+    start = result(3)
+    extra = {(2, 4): pair_record(2, 3), (2, 2): pair_record(2, 1), (7, 1): pair_record(1, 0)}
+    merged = with_pairs(start, extra)
+    trial = next(t for t in merged.trials if t.number == 2)
+    assert [p["pair"] for p in trial.pairs] == [1, 2, 3, 4]  # pair 2 was there already
+    pds = [pair_record(2, k)["pd"][0]["relative"] for k in range(4)]
+    assert trial.pd == pytest.approx(np.mean(pds))
+    untouched = next(t for t in merged.trials if t.number == 1)
+    assert untouched == next(t for t in start.trials if t.number == 1)
+
+
+def test_targets_are_relu_and_the_unresolved_frontier_points():
+    start = result(3)
+    decision = start.decision
+    targets = confirmation_targets(start)
+    if decision.unresolved:
+        assert targets and targets[0].is_reference
+        names = {t.label for t in targets[1:]}
+        assert names <= {t.label for t in start.frontier}
+    else:
+        assert targets == []
+
+
+def test_confirm_resolves_within_the_pair_budget_and_never_redoes_a_pair(tmp_path):
+    store = FilePairStore(tmp_path / "confirm")
+    trainer = CountingTrainer()
+    start = result(3)
+    assert start.decision.unresolved, "the constructed case must start unresolved"
+    done = confirm(start, store, trainer, confirm_pairs=12)
+    assert len(trainer.calls) == len(set(trainer.calls))  # each (trial, pair) trained once
+    assert all(len(t.pairs) <= 12 for t in done.trials)
+    assert set(store.load()) == set(trainer.calls)
+    # Either the decision is resolved, or every point that decides it reached the budget.
+    targets = confirmation_targets(done)
+    assert not targets or len(targets[0].pairs) == 12
+    # A rerun finds everything stored and trains nothing.
+    again = CountingTrainer()
+    rerun = confirm(start, store, again, confirm_pairs=12)
+    assert again.calls == []
+    assert rerun.decision.to_dict() == done.decision.to_dict()
+
+
+def test_confirm_continues_from_a_partial_store(tmp_path):
+    store = FilePairStore(tmp_path / "confirm")
+    full = CountingTrainer()
+    confirm(result(3), FilePairStore(tmp_path / "full"), full, confirm_pairs=8)
+    assert len(full.calls) >= 2
+    for number, pair in full.calls[:2]:  # as if killed after two confirmed pairs
+        store.save(number, pair, pair_record(number, pair - 1))
+    resumed = CountingTrainer()
+    confirm(result(3), store, resumed, confirm_pairs=8)
+    assert not set(resumed.calls) & set(full.calls[:2])
+    assert sorted(full.calls) == sorted(full.calls[:2] + resumed.calls)
+
+
+# ------------------------------------------------------------------------------------------
+# A real job killed mid-confirmation resumes without redoing a pair.
+
+
+def _confirm_keys(storage: str, study_name: str) -> list[tuple[int, int]]:
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return []
+    return [
+        (int(t.user_attrs["trial"]), int(t.user_attrs["pair"]))
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE"
+    ]
+
+
+@pytest.mark.slow
+def test_confirmation_resumes_after_sigkill_without_redoing_a_pair(tmp_path):
+    from tests._tuning_fixtures import write_job
+    from tests.test_tuning_optuna import _cli
+
+    job = write_job(tmp_path, trials=2)
+    job.write_text(
+        job.read_text()
+        .replace('trials = 2', 'trials = 2\nsampler = "grid"')
+        .replace("pairs = 1", "pairs = 3")
+        + "\n[search]\nwidth_low = 0.3\nwidth_high = 3.0\n"
+        + "\n[objective]\nconfirm_pairs = 5\n"
+    )
+    storage = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    study = "tiny/embedding_mlp/confirm"
+    proc = _cli("tune", str(job))
+    deadline = time.time() + 600
+    before: list[tuple[int, int]] = []
+    while time.time() < deadline and proc.poll() is None and not before:
+        time.sleep(1)
+        if (tmp_path / "out" / "study.db").exists():
+            before = _confirm_keys(storage, study)
+    assert before, f"no pair was confirmed before the job ended:\n{proc.stdout.read()[-3000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _confirm_keys(storage, study)
+
+    resumed = _cli("tune", str(job))
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out[-3000:]
+    after = _confirm_keys(storage, study)
+    assert len(after) == len(set(after))  # no pair confirmed twice
+    assert set(before) <= set(after)
+    for number, pair in before:
+        assert f"confirm #{number} " not in out or f": pair {pair}\n" not in _lines_of(out, number)
+    from keras_smelu.tuning import TuningReport
+
+    result = TuningReport.load(tmp_path / "out").results["embedding_mlp"]
+    for number, pair in after:
+        trial = next(t for t in result.trials if t.number == number)
+        assert pair in {p["pair"] for p in trial.pairs}
+
+
+def _lines_of(out: str, number: int) -> str:
+    return "".join(line + "\n" for line in out.splitlines() if f"confirm #{number} " in line)
