@@ -17,15 +17,18 @@ from keras_smelu.datasets._base import TASKS
 if TYPE_CHECKING:
     from keras_smelu.datasets import RecDataset
 
-    # A dataset's features as a tuple: (categorical, numeric, task[, bags]).
-    SpecTuple = (
-        tuple[Mapping[str, int], Sequence[str], str]
-        | tuple[Mapping[str, int], Sequence[str], str, Mapping[str, str]]
-    )
-
 NORMALIZATIONS = (None, "layer", "batch")
 
 Activation = str | Callable[..., Any] | keras.layers.Layer | None
+"""A hidden layers' activation: a name, a callable, a Keras layer (cloned per use), or None."""
+
+SpecTuple = (
+    tuple[Mapping[str, int], Sequence[str], str]
+    | tuple[Mapping[str, int], Sequence[str], str, Mapping[str, str]]
+)
+"""A dataset's features as a tuple `(categorical, numeric, task[, bags])`: vocabulary size by
+categorical feature, the numeric feature names, `"binary"` or `"regression"`, and optionally
+each multi-valued (bag) feature's weights feature."""
 
 
 class FeatureSpec(NamedTuple):
