@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - Windows: no lock between local workers
     fcntl = None
 
 from keras_smelu.tuning._backends import BACKENDS, check_grid_trials
+from keras_smelu.tuning._early_stopping import TrialPrunedError, epoch_pruner
 from keras_smelu.tuning._fingerprint import experiment_fingerprint, suffixed_names
 from keras_smelu.tuning._imports import import_optional
 from keras_smelu.tuning._record import TrialRecord
@@ -220,6 +221,8 @@ def _counts_toward_target(trial) -> bool:
     """Finished search trials: complete ones, and failures with a recorded reason (a width
     whose loss diverged is an answer). Interrupted or killed trials are not counted."""
     state = trial.state.name
+    if state == "PRUNED":  # stopped early as dominated: an answer too (not a surplus trial)
+        return _RECORD in trial.user_attrs
     return state == "COMPLETE" or (state == "FAIL" and _FAIL_REASON in trial.user_attrs)
 
 
@@ -233,7 +236,8 @@ def _record_of(trial, model_name: str, offset: int = _SEARCH_OFFSET) -> TrialRec
     state = trial.state.name
     if state == "RUNNING" and _worker_died(trial):
         state = "FAIL"  # reported as interrupted; the next run of the study fails it
-    if state not in ("COMPLETE", "FAIL"):
+    pruned = state == "PRUNED" and _RECORD in trial.user_attrs  # stopped early, recorded
+    if state not in ("COMPLETE", "FAIL") and not pruned:
         return None
     number = trial.number + offset
     stored = trial.user_attrs.get(_RECORD)
@@ -558,9 +562,16 @@ def optimize(
         sampler, space, trials=trials, seed=_sampler_seed(seed, study, storage)
     )
 
-    def run(point: SearchPoint, number: int) -> TrialRecord:
+    def run(point: SearchPoint, number: int, on_epoch=None) -> TrialRecord:
         return run_trial(
-            builder, point, train_data, eval_data, settings, model_name=model_name, number=number
+            builder,
+            point,
+            train_data,
+            eval_data,
+            settings,
+            model_name=model_name,
+            number=number,
+            on_epoch=on_epoch,
         )
 
     ref_study = None
@@ -581,11 +592,15 @@ def optimize(
         trial.set_user_attr(_WORKER, _worker_info())
         point = suggest_point(trial, space)
         trial.set_user_attr(_FAMILY, point.family)
+        on_epoch = _epoch_pruner(study, ref_study, model_name, settings)
         try:
-            record = run(point, trial.number + _SEARCH_OFFSET)
+            record = run(point, trial.number + _SEARCH_OFFSET, on_epoch)
         except TrialFailedError as error:
             _record_failure(trial, point, model_name, trial.number + _SEARCH_OFFSET, error)
             raise
+        except TrialPrunedError as pruned:
+            trial.set_user_attr(_RECORD, pruned.record.to_dict())
+            raise optuna.TrialPruned(pruned.reason) from None
         trial.set_user_attr(_RECORD, record.to_dict())
         return record.accuracy, record.pd
 
@@ -610,6 +625,25 @@ def optimize(
     if capped:  # the study's last trials run in other workers: report them too
         _wait_for_running(study)
     return study_result(study, ref_study, model_name, settings)
+
+
+def _epoch_pruner(study, ref_study, model_name: str, settings: TrialSettings):
+    """The early-stopping callback of a search trial (`Objective.prune`): against the study's
+    complete trials and the reference, as they are when the trial starts; None when off."""
+    if not settings.objective.prune or ref_study is None:
+        return None
+    references = [
+        _record_of(t, model_name, -t.number) for t in ref_study.get_trials(deepcopy=False)
+    ]
+    reference = next((r for r in references if r is not None and r.is_complete), None)
+    complete = [_record_of(t, model_name) for t in study.get_trials(deepcopy=False)]
+    return epoch_pruner(
+        [r for r in complete if r is not None and r.is_complete],
+        reference,
+        settings.objective_names,
+        settings.directions[0],
+        settings.objective.level,
+    )
 
 
 def reference_study_name(study_name: str) -> str:

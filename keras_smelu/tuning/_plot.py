@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from keras_smelu.tuning._comparisons import pairs_at
 from keras_smelu.tuning._imports import import_optional
 from keras_smelu.tuning._space import REFERENCE_FAMILY
 
@@ -42,6 +43,8 @@ class ParetoPlotInfo(NamedTuple):
     budget_cost: float | None = None  # the budget in accuracy-cost units (response panel)
     cost_label: str = "accuracy cost vs ReLU"
     level: float = 0.9
+    # Trials stopped early: (number, x, y) at the epoch they stopped (means over their pairs).
+    pruned: tuple[tuple[int, float, float], ...] = ()
 
 
 def _finite_or_zero(value: float | None) -> float:
@@ -123,7 +126,18 @@ def pareto_plot_info(result: TuningResult) -> ParetoPlotInfo:
         budget_cost=budget_cost,
         cost_label=f"{result.objective_names[0]} cost vs ReLU (> 0: worse)",
         level=result.level,
+        pruned=tuple(_pruned_points(result)),
     )
+
+
+def _pruned_points(result: TuningResult):
+    for trial in result.pruned_trials:
+        measured = pairs_at(trial.pairs, result.objective_names, trial.epoch or 0)
+        if measured is None:
+            continue
+        accuracy = [v for both in measured.accuracy.values() for v in both]
+        pd = list(measured.pd.values())
+        yield (trial.number, sum(accuracy) / len(accuracy), sum(pd) / len(pd))
 
 
 _MARKERS = {"smelu": "o", "generalized_smelu": "s", "gelu": "^", "swish": "v", "softplus": "P"}
@@ -210,6 +224,16 @@ def render_pareto_plot(info: ParetoPlotInfo, path: str | os.PathLike[str]) -> Pa
             edgecolors="black",
             zorder=5,
             label="ReLU reference",
+        )
+    if info.pruned:
+        ax.scatter(
+            [p[1] for p in info.pruned],
+            [p[2] for p in info.pruned],
+            marker="x",
+            s=30,
+            color="0.5",
+            zorder=2,
+            label=f"pruned ({len(info.pruned)}; at the epoch they stopped)",
         )
     if info.budget_x is not None:
         ax.axvline(info.budget_x, color="tab:red", linestyle="--", linewidth=0.9, label="budget")
