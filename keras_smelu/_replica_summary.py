@@ -33,10 +33,10 @@ TASK_PD_KINDS = {
 
 
 def infer_task(predictions: np.ndarray, labels: np.ndarray | None) -> str:
-    p = _pd._squeeze_trailing_one(np.asarray(predictions, dtype=np.float64))
+    p = _pd.squeeze_trailing_one(np.asarray(predictions, dtype=np.float64))
     if p.ndim >= 2:  # the rule the multiclass PD kinds check
-        return "multiclass" if _pd._is_distribution(p) else "regression"
-    in_unit = _pd._in_unit_interval(p)
+        return "multiclass" if _pd.is_distribution(p) else "regression"
+    in_unit = _pd.in_unit_interval(p)
     if labels is None:
         return "binary" if in_unit else "regression"
     binary_labels = bool(np.isin(np.asarray(labels), (0, 1)).all())
@@ -66,7 +66,7 @@ def pair_pd(p1: np.ndarray, p2: np.ndarray, task: str) -> dict[str, float]:
 def aggregate(dicts: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
     means, stds = {}, {}
     for key in dicts[0]:
-        means[key], stds[key] = _pd._mean_std([d[key] for d in dicts])
+        means[key], stds[key] = _pd.mean_std([d[key] for d in dicts])
     return means, stds
 
 
@@ -94,7 +94,7 @@ def summarize_pairs(
         history.append(
             {
                 "epoch": e + 1,
-                "train_loss": _pd._mean_std([rec["train_loss"][e] for rec in replicas])[0],
+                "train_loss": _pd.mean_std([rec["train_loss"][e] for rec in replicas])[0],
                 "metrics": metrics_mean,
                 "metrics_std": metrics_std,
                 "pd": pd_mean,

@@ -42,7 +42,7 @@ def _scalar(value: object) -> object:
     return value
 
 
-def _check_width(value: object, name: str, *, allow_zero: bool = True) -> float:
+def check_width(value: object, name: str, *, allow_zero: bool = True) -> float:
     """Validates a width given as a number (or a 0-d array) and returns it as a float."""
     value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -57,10 +57,10 @@ def _check_width(value: object, name: str, *, allow_zero: bool = True) -> float:
     return value
 
 
-def _check_band(alpha: object, beta: object, *, allow_zero: bool = True) -> tuple[float, float]:
+def check_band(alpha: object, beta: object, *, allow_zero: bool = True) -> tuple[float, float]:
     """Validates g-SmeLU's half-widths: each a width, their sum (the band) positive."""
-    alpha = _check_width(alpha, "alpha", allow_zero=allow_zero)
-    beta = _check_width(beta, "beta", allow_zero=allow_zero)
+    alpha = check_width(alpha, "alpha", allow_zero=allow_zero)
+    beta = check_width(beta, "beta", allow_zero=allow_zero)
     if alpha + beta <= 0:
         raise ValueError(
             "Arguments `alpha` and `beta` must not both be 0: the quadratic band needs a "
@@ -69,7 +69,7 @@ def _check_band(alpha: object, beta: object, *, allow_zero: bool = True) -> tupl
     return alpha, beta
 
 
-def _check_slope(value: object, name: str) -> float:
+def check_slope(value: object, name: str) -> float:
     value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"Argument `{name}` must be a real number. Received: {name}={value!r}")
@@ -192,7 +192,7 @@ def smelu(x: ArrayLike, beta: float | ArrayLike = DEFAULT_BETA) -> ArrayLike:
     """
     x = _as_float_tensor(x)
     if _is_constant(beta):
-        beta = _check_width(beta, "beta")
+        beta = check_width(beta, "beta")
         _check_fits_dtype("beta", beta, x)
         if _underflows(beta, x):
             return ops.relu(x)
@@ -252,9 +252,9 @@ def generalized_smelu(
     x = _as_float_tensor(x)
     params = (alpha, beta, slope_left, slope_right)
     if all(_is_constant(p) for p in params):
-        alpha, beta = _check_band(alpha, beta)
-        slope_left = _check_slope(slope_left, "slope_left")
-        slope_right = _check_slope(slope_right, "slope_right")
+        alpha, beta = check_band(alpha, beta)
+        slope_left = check_slope(slope_left, "slope_left")
+        slope_right = check_slope(slope_right, "slope_right")
         for name, value in (("alpha", alpha), ("beta", beta)):
             _check_fits_dtype(name, value, x)
         alpha = 0.0 if _underflows(alpha, x) else alpha
@@ -265,7 +265,7 @@ def generalized_smelu(
     names = ("alpha", "beta", "slope_left", "slope_right")
     for name, value in zip(names, params, strict=True):
         if _is_constant(value):
-            check = _check_width if name in ("alpha", "beta") else _check_slope
+            check = check_width if name in ("alpha", "beta") else check_slope
             check(value, name)
         else:
             _check_tensor(value, name, x, width=name in ("alpha", "beta"))
@@ -349,12 +349,12 @@ def beta_to_scale(family: Literal["gelu", "swish", "softplus"], beta: float) -> 
 
 def _equal_curvature(family: str, value: float, name: str) -> float:
     """`1 / (2 k value)`: scale to width and width to scale alike (the map is its own inverse)."""
-    _check_comparator(family)
-    value = _check_width(value, name, allow_zero=False)
+    check_comparator(family)
+    value = check_width(value, name, allow_zero=False)
     return 1.0 / (2.0 * _CURVATURE_PER_SCALE[family] * value)
 
 
-def _check_comparator(family: str) -> str:
+def check_comparator(family: str) -> str:
     """Returns `family` if it names a comparator family, else raises a ValueError."""
     if family not in _CURVATURE_PER_SCALE:
         raise ValueError(
@@ -379,7 +379,7 @@ def smooth_softplus(x: ArrayLike, scale: float = 1.0) -> ArrayLike:
     >>> keras_smelu.activations.smooth_softplus(keras.ops.ones((2,)), scale=2.0)  # doctest: +SKIP
     """
     x = _as_float_tensor(x)
-    scale = _check_width(scale, "scale", allow_zero=False)
+    scale = check_width(scale, "scale", allow_zero=False)
     return ops.softplus(x * scale) / scale
 
 
@@ -398,7 +398,7 @@ def smooth_swish(x: ArrayLike, scale: float = 1.0) -> ArrayLike:
     >>> keras_smelu.activations.smooth_swish(keras.ops.ones((2,)), scale=2.0)  # doctest: +SKIP
     """
     x = _as_float_tensor(x)
-    scale = _check_width(scale, "scale", allow_zero=False)
+    scale = check_width(scale, "scale", allow_zero=False)
     return x * ops.sigmoid(x * scale)
 
 
@@ -417,5 +417,5 @@ def smooth_gelu(x: ArrayLike, scale: float = 1.0) -> ArrayLike:
     >>> keras_smelu.activations.smooth_gelu(keras.ops.ones((2,)), scale=2.0)  # doctest: +SKIP
     """
     x = _as_float_tensor(x)
-    scale = _check_width(scale, "scale", allow_zero=False)
+    scale = check_width(scale, "scale", allow_zero=False)
     return ops.gelu(x * scale, approximate=False) / scale

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_smelu.prediction_difference import _to_numpy, _validate_pair
+from keras_smelu.prediction_difference import to_numpy, validate_pair
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -61,7 +61,7 @@ class ChurnStats:
 
 
 def _decisions(p1: ArrayLike, p2: ArrayLike, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _validate_pair(p1, p2)
+    a, b = validate_pair(p1, p2)
     if a.ndim != 1:
         raise ValueError(
             "Churn expects binary predictions of shape (n,) or (n, 1); received: shape "
@@ -75,7 +75,7 @@ def _decisions(p1: ArrayLike, p2: ArrayLike, threshold: float) -> tuple[np.ndarr
 
 
 def _labels(labels: ArrayLike, n: int) -> np.ndarray:
-    y = _to_numpy(labels, "labels")
+    y = to_numpy(labels, "labels")
     if y.ndim >= 2 and y.shape[-1] == 1:
         y = y[..., 0]
     if y.shape != (n,):
@@ -244,7 +244,7 @@ def _rankings(
     Returns `(rank1, rank2, group_index, sizes, keep)`: `group_index` maps rows to dense group
     ids, `sizes` is the size of each group, `keep` marks the groups that are averaged.
     """
-    a, b = _validate_pair(s1, s2)
+    a, b = validate_pair(s1, s2)
     if a.ndim != 1:
         raise ValueError(
             f"Ranking scores must have shape (n,) or (n, 1); received: shape {a.shape}"

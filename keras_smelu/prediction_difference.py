@@ -47,7 +47,7 @@ _ROW_SUM_ATOL = 1e-3
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
-def _to_numpy(x: ArrayLike, name: str) -> np.ndarray:
+def to_numpy(x: ArrayLike, name: str) -> np.ndarray:
     if not isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
         try:
             import keras
@@ -64,16 +64,16 @@ def _to_numpy(x: ArrayLike, name: str) -> np.ndarray:
     return np.atleast_1d(array)
 
 
-def _squeeze_trailing_one(array: np.ndarray) -> np.ndarray:
+def squeeze_trailing_one(array: np.ndarray) -> np.ndarray:
     if array.ndim >= 2 and array.shape[-1] == 1:
         return array[..., 0]
     return array
 
 
-def _validate_pair(p1: ArrayLike, p2: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def validate_pair(p1: ArrayLike, p2: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Converts two predictions to float64 arrays of one shape, or raises `ValueError`."""
-    a, b = _to_numpy(p1, "p1"), _to_numpy(p2, "p2")
-    a_sq, b_sq = _squeeze_trailing_one(a), _squeeze_trailing_one(b)
+    a, b = to_numpy(p1, "p1"), to_numpy(p2, "p2")
+    a_sq, b_sq = squeeze_trailing_one(a), squeeze_trailing_one(b)
     if a_sq.shape != b_sq.shape:
         raise ValueError(
             "The two predictions must have the same shape (a trailing dimension of size 1 is "
@@ -101,7 +101,7 @@ def _check_non_negative(a: np.ndarray, b: np.ndarray, what: str) -> None:
             )
 
 
-def _in_unit_interval(array: np.ndarray) -> bool:
+def in_unit_interval(array: np.ndarray) -> bool:
     """Every entry is a probability, in [0, 1]."""
     return bool((array >= 0).all() and (array <= 1).all())
 
@@ -111,9 +111,9 @@ def _row_sum_error(array: np.ndarray) -> float:
     return float(np.max(np.abs(array.sum(axis=-1) - 1.0)))
 
 
-def _is_distribution(array: np.ndarray) -> bool:
+def is_distribution(array: np.ndarray) -> bool:
     """Every row (last axis) is a probability distribution, as multiclass PD needs."""
-    return _in_unit_interval(array) and _row_sum_error(array) <= _ROW_SUM_ATOL
+    return in_unit_interval(array) and _row_sum_error(array) <= _ROW_SUM_ATOL
 
 
 _LOGITS_HINT = "Apply a sigmoid/softmax to logits first."
@@ -121,7 +121,7 @@ _LOGITS_HINT = "Apply a sigmoid/softmax to logits first."
 
 def _check_probabilities(a: np.ndarray, b: np.ndarray, what: str, hint: str = _LOGITS_HINT) -> None:
     for name, array in (("p1", a), ("p2", b)):
-        if not _in_unit_interval(array):
+        if not in_unit_interval(array):
             raise ValueError(
                 f"{what} expects probabilities in [0, 1], but `{name}` has values outside, "
                 f"which look like logits or scores. {hint} "
@@ -226,7 +226,7 @@ def relative_pd(p1: ArrayLike, p2: ArrayLike) -> float:
     Reference:
         [arXiv:2010.09931](https://arxiv.org/abs/2010.09931)
     """
-    a, b = _validate_pair(p1, p2)
+    a, b = validate_pair(p1, p2)
     _check_non_negative(a, b, "Relative PD")
     return float(np.mean(_relative_values(a, b)))
 
@@ -253,7 +253,7 @@ def absolute_pd(p1: ArrayLike, p2: ArrayLike) -> float:
     Reference:
         [arXiv:2010.09931](https://arxiv.org/abs/2010.09931)
     """
-    a, b = _validate_pair(p1, p2)
+    a, b = validate_pair(p1, p2)
     return _mean_absolute_difference(a, b)
 
 
@@ -288,7 +288,7 @@ def relative_pd_to_mean(p1: ArrayLike, p2: ArrayLike) -> float:
     Reference:
         [arXiv:2202.06499](https://arxiv.org/abs/2202.06499)
     """
-    a, b = _validate_pair(p1, p2)
+    a, b = validate_pair(p1, p2)
     return _relative_to_mean(a, b)
 
 
@@ -315,7 +315,7 @@ def total_variation_pd(p1: ArrayLike, p2: ArrayLike) -> float:
     Reference:
         [arXiv:2010.09931](https://arxiv.org/abs/2010.09931)
     """
-    a, b = _validate_pair(p1, p2)
+    a, b = validate_pair(p1, p2)
     if a.ndim == 1:
         _check_probabilities(a, b, "Total variation PD")
         return float(np.mean(np.abs(a - b)))
@@ -372,7 +372,7 @@ def top1_disagreement(
             "Argument `threshold` must be a probability in [0, 1] (with from_logits=True the "
             f"logits are compared with its logit). Received: threshold={threshold!r}"
         )
-    a, b = _validate_pair(p1, p2)
+    a, b = validate_pair(p1, p2)
     hint = "Apply a sigmoid/softmax first, or pass from_logits=True."
     if a.ndim == 1:
         if from_logits:
@@ -444,7 +444,7 @@ def shift_corrected_pd(
         raise ValueError(f"`kind` must be one of {list(_SHIFT_KINDS)}; received: kind={kind!r}")
     if space not in _SHIFT_SPACES:
         raise ValueError(f"`space` must be one of {list(_SHIFT_SPACES)}; received: space={space!r}")
-    a, b = _validate_pair(p1, p2)
+    a, b = validate_pair(p1, p2)
     if space == "logit":
         if not 0.0 < eps < 0.5:
             raise ValueError(f"`eps` must be in (0, 0.5); received: eps={eps!r}")
@@ -573,7 +573,7 @@ class PairwisePD:
         }
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
     array = np.asarray(values, dtype=np.float64)
     scale = _scale_of(array)  # PDs in the predictions' units may be huge (absolute PD)
     array = array / scale
@@ -613,5 +613,5 @@ def pairwise_pd(
         )
     index_pairs = tuple(itertools.combinations(range(len(replicas)), 2))
     values = tuple(float(fn(replicas[i], replicas[j], **kwargs)) for i, j in index_pairs)
-    mean, std = _mean_std(values)
+    mean, std = mean_std(values)
     return PairwisePD(kind=kind, mean=mean, std=std, values=values, pairs=index_pairs)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from keras_smelu import activations
-from keras_smelu.activations import DEFAULT_BETA, _check_band, _check_slope
+from keras_smelu.activations import DEFAULT_BETA, check_band, check_slope
 from keras_smelu.layers._parametric import ParametricActivation
 
 if TYPE_CHECKING:
@@ -90,12 +90,12 @@ class GeneralizedSmeLU(ParametricActivation):
         slope_right_constraint: str | keras.constraints.Constraint | None = None,
         **kwargs: Any,
     ) -> None:
-        alpha, beta = _check_band(alpha, beta, allow_zero=not learnable)
+        alpha, beta = check_band(alpha, beta, allow_zero=not learnable)
         values = {
             "alpha": alpha,
             "beta": beta,
-            "slope_left": _check_slope(slope_left, "slope_left"),
-            "slope_right": _check_slope(slope_right, "slope_right"),
+            "slope_left": check_slope(slope_left, "slope_left"),
+            "slope_right": check_slope(slope_right, "slope_right"),
         }
         super().__init__(
             values,

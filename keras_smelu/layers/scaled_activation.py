@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import keras
 
 from keras_smelu import activations
-from keras_smelu.activations import _check_comparator, _check_width
+from keras_smelu.activations import check_comparator, check_width
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -40,8 +40,8 @@ class ScaledActivation(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.family = _check_comparator(family)
-        self.scale = _check_width(scale, "scale", allow_zero=False)
+        self.family = check_comparator(family)
+        self.scale = check_width(scale, "scale", allow_zero=False)
         self._fn = getattr(activations, f"smooth_{family}")
         self.supports_masking = True
         self.built = True

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from keras_smelu import activations
-from keras_smelu.activations import DEFAULT_BETA, _check_width
+from keras_smelu.activations import DEFAULT_BETA, check_width
 from keras_smelu.layers._parametric import ParametricActivation
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class SmeLU(ParametricActivation):
         beta_constraint: str | keras.constraints.Constraint | None = None,
         **kwargs: Any,
     ) -> None:
-        beta = _check_width(beta, "beta", allow_zero=not learnable)
+        beta = check_width(beta, "beta", allow_zero=not learnable)
         super().__init__(
             {"beta": beta},
             learnable=learnable,

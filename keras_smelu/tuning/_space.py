@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 from keras_smelu._settings import SettingError
-from keras_smelu.activations import COMPARATORS, _check_width, beta_to_scale
+from keras_smelu.activations import COMPARATORS, beta_to_scale, check_width
 
 REFERENCE_FAMILY = "relu"
 FAMILIES = ("smelu", "generalized_smelu", *COMPARATORS)
@@ -79,7 +79,7 @@ def make_activation(family: str, width: float = 0.0, **params: float):
         )
     if family == REFERENCE_FAMILY:
         return keras.layers.ReLU()
-    width = _check_width(width, "width", allow_zero=False)
+    width = check_width(width, "width", allow_zero=False)
     if family == "smelu":
         from keras_smelu import SmeLU
 
