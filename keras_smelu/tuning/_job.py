@@ -428,20 +428,9 @@ class SearchSection(SearchSpace):
 
 @dataclass(frozen=True)
 class ObjectiveSection(Objective):
-    """`[objective]`: the two objectives, `(accuracy objective, PD)`: an `Objective`.
-
-    Attributes:
-        accuracy: The validation metric: `"loss"` (default: the model's validation loss),
-            `"log_loss"`, `"binary_crossentropy"`, `"mse"`, `"rmse"`, `"mae"`, `"auc"`,
-            `"accuracy"`, or another metric name the model reports (then `direction` is needed).
-        direction: `"minimize"` or `"maximize"`; inferred for the known metrics.
-        pd: `"relative"` (default; the papers' PD) or `"absolute"` (steadier where most
-            predictions are tiny).
-        level: Confidence level of the paired intervals against ReLU (default 0.9).
-        max_accuracy_cost: The accuracy you can give up for lower PD: a number in the metric's
-            units (`0.002`) or a percentage of ReLU's value (`"0.5%"`); omitted: no worse than
-            ReLU.
-    """
+    """`[objective]`: the two objectives, `(accuracy objective, PD)`, the confidence level
+    and the accuracy budget of the decision: an `Objective` (its fields, documented there and
+    in `tuning/README.md`)."""
 
 
 _SECTIONS = {
