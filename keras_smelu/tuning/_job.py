@@ -57,6 +57,9 @@ MODELS = ("embedding_mlp", "deep_cross")
 NORMALIZATIONS = ("none", "layer", "batch")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# `[job] storage = "env:NAME"`: the storage URL is the value of the environment variable NAME.
+STORAGE_ENV_PREFIX = "env:"
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class JobError(ValueError):
@@ -69,6 +72,19 @@ class JobError(ValueError):
 
 def _fail(section: str, name: str, message: str) -> JobError:
     return JobError(f"[{section}] {name}: {message}", field=f"[{section}] {name}")
+
+
+def _check_storage_form(url: str, received: str) -> None:
+    """An RDB URL (`<scheme>://...`) or `journal:<file>`; the rest is checked on opening it."""
+    is_url = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url) is not None
+    is_journal = url.startswith("journal:") and len(url) > len("journal:")
+    if not (is_url or is_journal):
+        raise _fail(
+            "job",
+            "storage",
+            "expected an RDB URL such as 'sqlite:///study.db' or 'postgresql://host/db', "
+            f"'journal:<file>' or 'env:<NAME>', got {received}",
+        )
 
 
 @contextlib.contextmanager
@@ -145,7 +161,10 @@ class JobSection:
         storage: Optuna storage. Omitted or `""`: a SQLite file `study.db` in the output folder
             (resumable). `"journal:<file>"`: a journal file, for several processes on one machine.
             An RDB URL (`"postgresql://user@host/db"`, `"sqlite:///path.db"`): many machines.
-            Not used by keras-tuner (it keeps its state in the output folder).
+            `"env:<NAME>"`: the URL is read from the environment variable `NAME` when the job
+            runs (e.g. `"env:KERAS_SMELU_STORAGE"`), so one job file serves every machine and
+            a password stays out of it. Not used by keras-tuner (it keeps its state in the
+            output folder).
         output: Output folder (results, plots, default storage). Default `keras-smelu-runs/<name>`.
         timeout_s: Stop starting new trials after this many seconds (optional).
     """
@@ -192,19 +211,43 @@ class JobSection:
                         "keras_tuner keeps its state in the output folder; remove storage, "
                         f"got {self.storage!r}",
                     )
-                is_url = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", self.storage) is not None
-                is_journal = self.storage.startswith("journal:") and len(self.storage) > 8
-                if not (is_url or is_journal):
-                    raise _fail(
-                        s,
-                        "storage",
-                        "expected an RDB URL such as 'sqlite:///study.db' or "
-                        f"'postgresql://host/db', or 'journal:<file>', got {self.storage!r}",
-                    )
+                if self.storage.startswith(STORAGE_ENV_PREFIX):
+                    name = self.storage[len(STORAGE_ENV_PREFIX) :]
+                    if not _ENV_NAME_RE.match(name):
+                        raise _fail(
+                            s,
+                            "storage",
+                            "expected 'env:<NAME>' with NAME an environment variable name "
+                            f"(letters, digits, '_'), got {self.storage!r}",
+                        )
+                else:
+                    _check_storage_form(self.storage, repr(self.storage))
         if self.output is not None:
             _check_str(s, "output", self.output)
         if self.timeout_s is not None:
             _check_float(s, "timeout_s", self.timeout_s, low=0.0, low_open=True)
+
+    def storage_url(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The storage to open: `storage`, with `"env:<NAME>"` replaced by the value of the
+        environment variable `NAME`; `None` when omitted or `""` (the default storage).
+
+        Raises:
+            JobError: `NAME` is unset or empty, or does not hold a storage URL.
+        """
+        if not self.storage or not self.storage.startswith(STORAGE_ENV_PREFIX):
+            return self.storage or None
+        name = self.storage[len(STORAGE_ENV_PREFIX) :]
+        value = (os.environ if environ is None else environ).get(name, "")
+        if not value:
+            raise _fail(
+                "job",
+                "storage",
+                f"the environment variable {name} is not set; expected it to hold the "
+                f"storage URL (e.g. 'postgresql://user:password@host/db'), as storage = "
+                f"{self.storage!r} asks; received: {name} unset or empty",
+            )
+        _check_storage_form(value, f"{name} = {value!r} (from {self.storage!r})")
+        return value
 
 
 @dataclass(frozen=True)
