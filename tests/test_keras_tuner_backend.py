@@ -13,6 +13,7 @@ pytest.importorskip("keras_tuner")
 
 from keras_smelu.datasets import make_synthetic_click_log  # noqa: E402
 from keras_smelu.models import embedding_mlp  # noqa: E402
+from keras_smelu.replicas import ReplicaSettings  # noqa: E402
 from keras_smelu.tuning._keras_tuner_backend import (  # noqa: E402
     RECORD_FILE,
     REFERENCE_FILE,
@@ -23,7 +24,6 @@ from keras_smelu.tuning._keras_tuner_backend import (  # noqa: E402
     tune_keras_tuner,
 )
 from keras_smelu.tuning._space import SearchSpace  # noqa: E402
-from keras_smelu.replicas import ReplicaSettings  # noqa: E402
 from keras_smelu.tuning._trial import TrialSettings  # noqa: E402
 from tests.reference import brute_force_front  # noqa: E402
 
@@ -67,7 +67,9 @@ def test_search_then_resume(data, tmp_path):
         "mlp", counting_builder(data, calls), data.train, data.test, trials=2, **kwargs
     )
 
-    # The reference and two search trials, each trained once (one pair: two replicas).
+    # One ReLU model for the study's fingerprint, then the reference and two search trials,
+    # each trained once (one pair: two replicas).
+    assert calls.pop(0) == "relu"
     assert len(calls) == 3 * 2
     assert [t.number for t in result.trials] == [0, 1, 2]
     assert [t.trial_id for t in result.trials] == [None, 0, 1]
@@ -102,7 +104,7 @@ def test_search_then_resume(data, tmp_path):
     resumed = tune_keras_tuner(
         "mlp", counting_builder(data, calls), data.train, data.test, trials=3, **kwargs
     )
-    assert len(calls) == 2
+    assert calls.pop(0) == "relu" and len(calls) == 2
     assert reference_file.stat().st_mtime_ns == reference_stamp
     assert resumed.trials[:3] == result.trials
     assert [t.number for t in resumed.trials] == [0, 1, 2, 3]
@@ -113,7 +115,7 @@ def test_search_then_resume(data, tmp_path):
     again = tune_keras_tuner(
         "mlp", counting_builder(data, calls), data.train, data.test, trials=3, **kwargs
     )
-    assert calls == [] and again == resumed
+    assert calls == ["relu"] and again == resumed
 
 
 def test_diverging_width_fails_and_search_goes_on(data, tmp_path, capsys):

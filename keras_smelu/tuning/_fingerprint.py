@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+MODEL_KEY = "model.config_sha256"
+UNAVAILABLE = "unavailable"
 _HASH_CHARS = 16  # a shortened digest: enough to tell data sets apart, short in a diff
 _SEED = 0
 _AUTO_NUMBER = re.compile(r"_\d+$")
@@ -110,7 +112,7 @@ def model_fingerprint(build: Callable[[Any], Any]) -> dict[str, Any]:
             architecture = json.loads(model.to_json())
             compile_config = model.get_compile_config() or {}
         except Exception as error:  # the trials will say why; the study still gets an identity
-            return {"model.config_sha256": f"unavailable ({type(error).__name__})"}
+            return {MODEL_KEY: f"{UNAVAILABLE} ({type(error).__name__})"}
     text = json.dumps(
         _without_numbers([architecture, compile_config]), sort_keys=True, default=repr
     )
@@ -122,7 +124,7 @@ def model_fingerprint(build: Callable[[Any], Any]) -> dict[str, Any]:
         except (TypeError, ValueError):  # a schedule: its config is in the digest
             learning_rate = None
     return {
-        "model.config_sha256": hashlib.sha256(text.encode()).hexdigest()[:_HASH_CHARS],
+        MODEL_KEY: hashlib.sha256(text.encode()).hexdigest()[:_HASH_CHARS],
         "model.optimizer": None if optimizer is None else type(optimizer).__name__,
         "model.learning_rate": learning_rate,
         "model.parameters": int(model.count_params()),

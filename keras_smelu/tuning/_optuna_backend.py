@@ -358,6 +358,8 @@ def _check_same_setup(study, setup: dict) -> None:
     changed = setup_changes(stored, setup)
     if changed:
         raise ValueError(mismatch_message(f"Study {study.study_name!r}", changed))
+    if stored != setup:  # entries that were not comparable (a model that could not be built)
+        study.set_user_attr(_SETUP, setup)
 
 
 def mismatch_message(what: str, changed: list[str]) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_smelu.replicas import ReplicaSettings
 from keras_smelu.tuning._early_stopping import TrialPrunedError
+from keras_smelu.tuning._fingerprint import MODEL_KEY, UNAVAILABLE
 from keras_smelu.tuning._objective import Objective
 from keras_smelu.tuning._record import TrialRecord, system_info
 from keras_smelu.tuning._space import REFERENCE_FAMILY, SearchPoint
@@ -294,7 +295,13 @@ _NOT_RECORDED = "(not recorded)"
 
 def setup_changes(stored: Mapping[str, Any], setup: Mapping[str, Any]) -> list[str]:
     """`"key: old -> new"` for every key whose value differs between two setups (a key one
-    of them lacks shows as "(not recorded)")."""
+    of them lacks shows as "(not recorded)").
+
+    A stored model whose builder could not build it (`model.config_sha256` "unavailable")
+    trained no trial, so the model entries are not compared then: a fixed builder resumes."""
+    if str(stored.get(MODEL_KEY, "")).startswith(UNAVAILABLE):
+        stored = {k: v for k, v in stored.items() if not k.startswith("model.")}
+        setup = {k: v for k, v in setup.items() if not k.startswith("model.")}
     keys = sorted(set(stored) | set(setup))
 
     def shown(values: Mapping[str, Any], key: str) -> str:
