@@ -2,7 +2,9 @@
 
     keras-smelu tune JOB.toml [--trials N] [--storage URL] [--output DIR] [--set S.F=V ...]
                               [--new-study]
-    keras-smelu report DIR
+    keras-smelu report DIR | MODEL.keras
+    keras-smelu export RUN_DIR [--model NAME] [--trial N] [--output PATH] [--serving]
+                               [--artifacts DIR] [--storage URL]
     keras-smelu demo [--output DIR] [--trials N]
 
 Each subcommand parses its arguments, calls the library and returns an exit code: 0 done,
@@ -41,9 +43,38 @@ def _parser() -> argparse.ArgumentParser:
         "run a new study beside it instead of refusing",
     )
 
-    report = sub.add_parser("report", help="print the frontier tables of a results folder")
-    report.add_argument("directory", type=Path, help="a folder holding results.json")
+    report = sub.add_parser(
+        "report",
+        help="print the frontier tables of a results folder, or an exported model's evidence",
+    )
+    report.add_argument(
+        "directory", type=Path, help="a folder holding results.json, or an exported .keras file"
+    )
     report.add_argument("--plot", action="store_true", help="(re)draw frontier-<model>.png")
+
+    export = sub.add_parser(
+        "export", help="train a job's recommended (or chosen) width once and save it as a model"
+    )
+    export.add_argument("run_dir", type=Path, help="a job's results folder")
+    export.add_argument("--model", help="the model to export (needed when the job has several)")
+    export.add_argument(
+        "--trial", type=int, help="a trial number (0: ReLU); default the recommendation"
+    )
+    export.add_argument(
+        "--output", type=Path, help="the .keras file (default RUN_DIR/models/<model>.keras)"
+    )
+    export.add_argument(
+        "--serving",
+        action="store_true",
+        help="also model.export a SavedModel that serves without the plug-in",
+    )
+    export.add_argument(
+        "--artifacts",
+        type=Path,
+        help="upload the model and its evidence to "
+        "the study, into this Optuna file-system artifact store",
+    )
+    export.add_argument("--storage", help="the study's storage (default: the run's)")
 
     demo = sub.add_parser("demo", help="a small job on built-in synthetic data (minutes)")
     _add_run_options(demo)
@@ -173,12 +204,66 @@ def _report(args) -> int:
     return 0
 
 
+def _report_model(path: Path) -> int:
+    from keras_smelu.tuning import model_card, read_evidence
+
+    try:
+        evidence = read_evidence(path)
+    except FileNotFoundError as error:
+        return _fail(error)
+    except (ValueError, OSError) as error:  # a damaged sidecar or model file
+        return _fail(f"{path}: {error}")
+    print(model_card(evidence))
+    if not evidence.get("matches_model", True):
+        print(
+            f"Warning: the weights of {path} are not the ones this evidence describes (the "
+            "model was trained again or replaced after its export).",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _export(args) -> int:
+    from keras_smelu.tuning import export_run
+
+    try:
+        exported = export_run(
+            args.run_dir,
+            model=args.model,
+            trial=args.trial,
+            output=args.output,
+            serving=args.serving,
+            artifacts=args.artifacts,
+            storage=args.storage,
+        )
+    except FileNotFoundError as error:
+        return _fail(error)
+    except ValueError as error:  # JobError included
+        return _fail(error)
+    evidence = exported.evidence
+    print(
+        f"Exported {evidence['model']} trial {evidence['trial']} "
+        f"({evidence['activation']['label']}) to {exported.model_path}"
+    )
+    written = [exported.evidence_path, exported.card_path, exported.plot_path]
+    written.append(exported.serving_path)
+    print("Wrote: " + ", ".join(str(p) for p in written if p is not None))
+    if exported.artifacts:
+        print(f"Artifacts of study {evidence['study']['name']!r}: {dict(exported.artifacts)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `keras-smelu` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     _quiet_framework_logs()
     if args.command == "report":
+        if args.directory.suffix == ".keras" or args.directory.is_file():
+            return _report_model(args.directory)
         return _report(args)
+    if args.command == "export":
+        return _export(args)
     if args.command == "demo":
         with resources.as_file(resources.files("keras_smelu.tuning") / DEMO_JOB) as job:
             return _run_job(job, args, args.overrides)

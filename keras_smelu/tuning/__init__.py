@@ -4,6 +4,13 @@ Imports without Optuna, keras-tuner or matplotlib; the parts that need them rais
 `ImportError` saying `pip install "keras-smelu[tuning]"` when used.
 """
 
+from keras_smelu.tuning._export import (
+    ExportedModel,
+    evidence_path_of,
+    export_run,
+    fetch_model,
+    read_evidence,
+)
 from keras_smelu.tuning._job import (
     DataSection,
     Job,
@@ -17,6 +24,7 @@ from keras_smelu.tuning._job import (
     load_job,
     parse_override,
 )
+from keras_smelu.tuning._model_card import model_card
 from keras_smelu.tuning._objective import METRIC_DIRECTIONS, Objective, infer_direction
 from keras_smelu.tuning._pareto import (
     hypervolume_2d,
@@ -41,6 +49,7 @@ __all__ = [
     "FAMILIES",
     "REFERENCE_FAMILY",
     "DataSection",
+    "ExportedModel",
     "Job",
     "JobError",
     "JobSection",
@@ -57,14 +66,19 @@ __all__ = [
     "TrialSettings",
     "TuningReport",
     "TuningResult",
+    "evidence_path_of",
+    "export_run",
+    "fetch_model",
     "hypervolume_2d",
     "infer_direction",
     "job_from_dict",
     "knee_point",
     "load_job",
     "make_activation",
+    "model_card",
     "pareto_front_indices",
     "pareto_mask",
+    "read_evidence",
     "parse_override",
     "recommend",
     "system_info",

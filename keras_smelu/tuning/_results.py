@@ -213,6 +213,96 @@ class TuningResult:
         )
         return None if index is None else candidates[index]
 
+    # -- the chosen activation, for a user's own model
+    def recommended_activation(self, trial: int | None = None) -> Any:
+        """The activation layer of the recommendation (or of trial number `trial`), to pass
+        to a builder: a `keras_smelu.SmeLU`, a `GeneralizedSmeLU`, a comparator or, for trial
+        0, ReLU.
+
+        Raises:
+            ValueError: without a recommendation (ReLU is kept: pass `trial=0`), or a trial
+                that is unknown or did not complete.
+
+        Example:
+
+        >>> keras.layers.Dense(64, activation=result.recommended_activation())  # doctest: +SKIP
+        """
+        from keras_smelu.tuning._export import activation_of, select_trial
+
+        return activation_of(select_trial(self, trial))
+
+    def activation_config(self, trial: int | None = None) -> dict[str, Any]:
+        """`recommended_activation(trial)` as plain data for a config system
+        (`keras.saving.serialize_keras_object`; `deserialize_keras_object` inverts it)."""
+        from keras_smelu.tuning._export import activation_config_of, select_trial
+
+        return activation_config_of(select_trial(self, trial))
+
+    def export(
+        self,
+        builder: Any,
+        data: Any,
+        output: str | os.PathLike[str],
+        *,
+        settings: Any,
+        trial: int | None = None,
+        fingerprint: Mapping[str, Any] | None = None,
+        storage: str | None = None,
+        serving: bool = False,
+        artifacts: str | os.PathLike[str] | None = None,
+        plot: bool | None = None,
+    ) -> Any:
+        """Trains the recommendation (or `trial`) once more and saves it with its evidence.
+
+        The point is trained on `data` with the run's settings and the seeds of its first
+        replica pair, up to the reported epoch: the model is that pair's replica a, and the
+        evidence records how closely its evaluation metrics match the study's record. Written
+        beside `output`: `<output>.evidence.json` (the evidence; Keras has no public way to
+        keep it inside the file), `<stem>.md` (a model card) and `<stem>.frontier.png`.
+
+        Args:
+            builder: The model builder the run tuned (`activation -> compiled keras.Model`).
+            data: The run's data, as `tune` took it.
+            output: The `.keras` path to write.
+            settings: The run's `TrialSettings` (or `ReplicaSettings`), or its
+                `report.metadata["settings"]`.
+            trial: A trial number (0 is ReLU); default the recommendation.
+            fingerprint: The extra fingerprint entries the run was given.
+            storage: The study's Optuna storage: the data and model are checked against the
+                study's fingerprint (a mismatch raises), and `artifacts` are uploaded there.
+            serving: Also `model.export` to `<stem>.serving/` (serves without the plug-in).
+            artifacts: A folder of an Optuna file-system artifact store: upload the model and
+                its evidence to the study (see `keras_smelu.tuning.fetch_model`).
+            plot: Draw the frontier plot: `None` (default) when matplotlib is installed.
+
+        Returns:
+            An `ExportedModel` (paths, evidence, the trained model).
+
+        Raises:
+            ValueError: no recommendation and no `trial`; a bad `output`; data, a model or
+                settings other than the study's.
+
+        Example:
+
+        >>> exported = result.export(build, ds, "models/mlp.keras",
+        ...                          settings=report.metadata["settings"])  # doctest: +SKIP
+        """
+        from keras_smelu.tuning._export import export_trial
+
+        return export_trial(
+            self,
+            builder,
+            data,
+            output,
+            settings=settings,
+            trial=trial,
+            fingerprint=fingerprint,
+            storage=storage,
+            serving=serving,
+            artifacts=artifacts,
+            plot=plot,
+        )
+
     def hypervolume(self, reference_point: tuple[float, float] | None = None) -> float:
         """Area dominated by the candidates up to `reference_point` (default: the ReLU point,
         so this is the area of improvement over ReLU); 0.0 when there is no reference."""

@@ -169,6 +169,7 @@ def tune(
     vary: str | None = None,
     report_epoch: str | None = None,
     seed: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> TuningReport:
     """Searches the activation width of each model for accuracy and prediction difference.
 
@@ -240,6 +241,8 @@ def tune(
         vary: `ReplicaSettings.vary`: "data_order", "init", "both", "none".
         report_epoch: `ReplicaSettings.report_epoch`: "last" or "best".
         seed: `ReplicaSettings.seed`: seed of the replica pairs and of the sampler.
+        metadata: More entries for the results file's metadata (a job run stores its job,
+            so that `keras-smelu export` can train the chosen point again).
 
     Returns:
         A `TuningReport`: per model, a `TuningResult` with all trials, `.frontier` (the
@@ -385,6 +388,7 @@ def tune(
         "started": started,
         "interrupted": interrupted,
         "system": system_info(),
+        **dict(metadata or {}),
     }
     report = TuningReport.from_results(results, metadata)
     written = report.save(output)
@@ -463,7 +467,7 @@ def tune_job(
     Args:
         job: A validated `Job` (`keras_smelu.tuning.load_job("tuning/x.toml")`).
         trials: Overrides `[job] trials`.
-        storage: Overrides `[job] storage`.
+        storage: Overrides `[job] storage` (whose `"env:NAME"` is read from `NAME`).
         output: Overrides `[job] output`.
         verbose: As in `tune`.
         on_mismatch: As in `tune`; the job's `[data]` and `[model]` sections are part of
@@ -475,24 +479,9 @@ def tune_job(
     Raises:
         JobError: the dataset loader refuses the job's `[data]` fields.
     """
-    from keras_smelu import datasets, models
-    from keras_smelu.tuning._job import JobError
-
-    data_kwargs = job.dataset_kwargs()
-    try:
-        dataset = datasets.load(data_kwargs.pop("name"), data_kwargs.pop("path"), **data_kwargs)
-    except (TypeError, ValueError) as error:  # e.g. an option of the wrong type
-        raise JobError(
-            f"[data] options: the {job.data.dataset} loader refused them: {error}"
-        ) from None
-    if job.data.dataset != "synthetic" and (job.data.n_train or job.data.n_test):
-        dataset = dataset.subset(job.data.n_train, job.data.n_test)
-
-    def builder_for(name: str):
-        build = getattr(models, name)
-        kwargs = job.model_kwargs(name)
-        return lambda activation: build(dataset, activation=activation, **kwargs)
-
+    # Before the data is loaded: an unset `storage = "env:NAME"` variable fails at once.
+    storage = storage or job.job.storage_url()
+    dataset = job_dataset(job)
     if verbose:
         print(
             f"Job {job.name!r}: {dataset.name} ({dataset.n_train} train / {dataset.n_test} "
@@ -500,20 +489,21 @@ def tune_job(
             f"x {job.training.pairs} pairs x {job.training.epochs} epochs"
         )
     report = tune(
-        {name: builder_for(name) for name in job.model.names},
+        job_builders(job, dataset),
         dataset,
         job.search,
         job.trial_settings(),
         trials=trials or job.job.trials,
         backend=job.job.backend,
         sampler=job.job.sampler,
-        storage=storage or job.job.storage or None,
+        storage=storage,
         study_name=job.name,
         output=output or job.output_dir(),
         timeout=job.job.timeout_s,
         verbose=verbose,
         fingerprint=job_fingerprint(job),
         on_mismatch=on_mismatch,
+        metadata={"job": job.to_dict()},
     )
     oracle = dataset.info.get("oracle_auc_test") if isinstance(dataset.info, dict) else None
     if verbose and oracle is not None:
@@ -526,3 +516,36 @@ def tune_job(
                 f"probabilities (the oracle) reach {oracle:.3f} on the same rows"
             )
     return report
+
+
+def job_dataset(job: Job) -> RecDataset:
+    """The data of a job: its `[data]` section loaded (and subset for real data).
+
+    Raises:
+        JobError: the dataset loader refuses the job's `[data]` fields.
+    """
+    from keras_smelu import datasets
+    from keras_smelu.tuning._job import JobError
+
+    data_kwargs = job.dataset_kwargs()
+    try:
+        dataset = datasets.load(data_kwargs.pop("name"), data_kwargs.pop("path"), **data_kwargs)
+    except (TypeError, ValueError) as error:  # e.g. an option of the wrong type
+        raise JobError(
+            f"[data] options: the {job.data.dataset} loader refused them: {error}"
+        ) from None
+    if job.data.dataset != "synthetic" and (job.data.n_train or job.data.n_test):
+        dataset = dataset.subset(job.data.n_train, job.data.n_test)
+    return dataset
+
+
+def job_builders(job: Job, dataset: RecDataset) -> dict[str, Builder]:
+    """`{model name: builder(activation)}` of a job's `[model]` section on `dataset`."""
+    from keras_smelu import models
+
+    def builder_for(name: str) -> Builder:
+        build = getattr(models, name)
+        kwargs = job.model_kwargs(name)
+        return lambda activation: build(dataset, activation=activation, **kwargs)
+
+    return {name: builder_for(name) for name in job.model.names}
