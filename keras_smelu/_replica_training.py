@@ -1,4 +1,8 @@
-"""Training one pair of replicas, epoch by epoch, and measuring it after every epoch."""
+"""Training one pair of replicas, checkpoint by checkpoint, and measuring it at each one.
+
+A checkpoint is the end of an epoch, or with `eval_every` every that many training steps
+within an epoch as well (the papers' one-pass regime measures PD along the stream).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from keras_smelu._replica_data import ArrayData, DatasetData
+from keras_smelu._replica_data import ArrayData, DatasetData, Segment, StreamData, segments
 from keras_smelu._replica_models import (
     build_replica,
     check_identical,
@@ -58,7 +62,10 @@ class RunState:
 
 @dataclasses.dataclass(frozen=True)
 class PairResult:
-    """One trained pair: its seeds, each replica's per-epoch record and the per-epoch PD.
+    """One trained pair: its seeds, each replica's per-checkpoint record and PD.
+
+    A checkpoint is an epoch's end, or every `eval_every` steps with that setting; the lists
+    hold one entry per checkpoint.
 
     Attributes:
         pair: 1-based pair index (pair k uses the same seeds in every run with one base seed).
@@ -67,7 +74,8 @@ class PairResult:
         replicas: Per replica: `{"replica": "a"|"b", "train_loss": [...], "metrics": [...],
             "prediction_std": [...]}` (one entry per epoch; `prediction_std` is the standard
             deviation of its evaluation predictions: 0 for a model that predicts a constant).
-        pd: Per epoch, every PD kind recorded for the task.
+        pd: Per checkpoint, every PD kind recorded for the task.
+        steps: Per checkpoint, the training steps (batches) each replica had taken.
         train_seconds: Wall time spent in `fit`, `evaluate` and `predict`.
     """
 
@@ -76,6 +84,7 @@ class PairResult:
     initial_weights: list[str]
     replicas: list[dict[str, Any]]
     pd: list[dict[str, float]]
+    steps: list[int]
     train_seconds: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,12 +95,13 @@ class PairResult:
             "initial_weights": self.initial_weights,
             "replicas": self.replicas,
             "pd": self.pd,
+            "steps": self.steps,
         }
 
 
 class PairTrainer:
-    """One pair of replicas, built now and trained one epoch at a time (`step`), so that a run
-    can advance all its pairs epoch by epoch and look at every pair after each epoch.
+    """One pair of replicas, built now and trained one checkpoint at a time (`step`), so that
+    a run can advance all its pairs together and look at every pair at each checkpoint.
 
     Args:
         model, activation: The builder (or compiled model) and the activation it gets.
@@ -108,8 +118,8 @@ class PairTrainer:
         self,
         model: Any,
         activation: Any,
-        train: ArrayData | DatasetData,
-        evaluation: ArrayData | DatasetData,
+        train: ArrayData | DatasetData | StreamData,
+        evaluation: ArrayData | DatasetData | StreamData,
         settings: ReplicaSettings,
         index: int,
         *,
@@ -140,7 +150,9 @@ class PairTrainer:
         self.digests = [weights_digest(w) for w in initial]
         if state.fuse is None:
             blocker = why_not_fused(
-                self.replicas[0], arrays=isinstance(train, ArrayData), callbacks=callbacks
+                self.replicas[0],
+                arrays=isinstance(train, (ArrayData, StreamData)),
+                callbacks=callbacks,
             )
             if settings.fused is True and blocker is not None:
                 raise ValueError(f"`fused=True`, but the replicas cannot train as one: {blocker}")
@@ -152,28 +164,52 @@ class PairTrainer:
             for name in REPLICA_NAMES
         ]
         self.pd_per_epoch: list[dict[str, float]] = []
+        self.steps: list[int] = []
         self.seconds = 0.0
+        self._epoch = 0  # epochs begun
+        self._segments: Any = None  # the current epoch's segments, one per replica
+        self._next: tuple[Segment, Segment] | None = None  # the next checkpoint's data
 
     @property
     def epochs_done(self) -> int:
+        """Checkpoints measured so far (epochs, without `eval_every`)."""
         return len(self.pd_per_epoch)
 
+    @property
+    def done(self) -> bool:
+        """Whether every epoch has been trained to its end."""
+        return self._epoch >= self.settings.epochs and self._next is None
+
     def step(self) -> None:
-        """Trains both replicas for one more epoch and measures them on the evaluation data."""
+        """Trains both replicas to the next checkpoint and measures them on the evaluation
+        data."""
+        if self.done:
+            raise RuntimeError("Every epoch of this pair has been trained.")
         e, settings, verbose = self.epochs_done, self.settings, self.verbose
-        fit_kwargs = [self.train.epoch(rng) for rng in self.order_rngs]
+        if self._next is None:  # a new epoch: each replica's order from its own generator
+            every = settings.eval_every
+            self._segments = zip(
+                *(segments(self.train, rng, every) for rng in self.order_rngs), strict=True
+            )
+            self._epoch += 1
+            self._next = next(self._segments)
+        parts, self._next = self._next, None
         # Stochastic layers see the same global seed in both replicas, fused or not.
         seed = epoch_seed(self.seeds["train"], e)
         start = time.perf_counter()
         if self.pair_model is not None:
             keras.utils.set_random_seed(seed)
-            train_losses = fit_pair_epoch(self.pair_model, tuple(fit_kwargs), e, verbose)
+            if isinstance(self.train, StreamData):
+                train_losses = _fit_pair_stream(self.pair_model, parts, e, verbose)
+            else:
+                fit_kwargs = tuple(part.fit_kwargs for part in parts)
+                train_losses = fit_pair_epoch(self.pair_model, fit_kwargs, e, verbose)
         else:
             train_losses = []
             for r, replica in enumerate(self.replicas):
                 keras.utils.set_random_seed(seed)
                 history = replica.fit(
-                    **fit_kwargs[r],
+                    **parts[r].fit_kwargs,
                     epochs=e + 1,
                     initial_epoch=e,
                     shuffle=False,
@@ -182,6 +218,14 @@ class PairTrainer:
                 )
                 train_losses.append(float(history.history.get("loss", [math.nan])[-1]))
         self.seconds += time.perf_counter() - start
+        if parts[0].steps != parts[1].steps:  # the streams of one split hold the same rows
+            raise RuntimeError(
+                f"The replicas of pair {self.index + 1} trained {parts[0].steps} and "
+                f"{parts[1].steps} steps to one checkpoint; they must see the same data."
+            )
+        self.steps.append((self.steps[-1] if self.steps else 0) + parts[0].steps)
+        # Look ahead (a stream reads its next batch) to know whether the epoch has ended.
+        self._next = next(self._segments, None)
         predictions = []
         for r, replica in enumerate(self.replicas):
             where = {"pair": self.index + 1, "replica": REPLICA_NAMES[r], "epoch": e + 1}
@@ -199,8 +243,8 @@ class PairTrainer:
                 shown = ", ".join(f"{key}={value:.4g}" for key, value in metrics.items())
                 print(
                     f"pair {self.index + 1}/{settings.first_pair + settings.pairs} replica "
-                    f"{REPLICA_NAMES[r]}: epoch "
-                    f"{e + 1}/{settings.epochs} train_loss={train_losses[r]:.4g}, eval {shown}",
+                    f"{REPLICA_NAMES[r]}: {self._where()} "
+                    f"train_loss={train_losses[r]:.4g}, eval {shown}",
                     flush=True,
                 )
         self.pd_per_epoch.append(pair_pd(*predictions, self.state.task))
@@ -208,9 +252,15 @@ class PairTrainer:
             print(
                 f"pair {self.index + 1}/{settings.first_pair + settings.pairs}: "
                 f"{self.state.pd_kind} PD "
-                f"{self.pd_per_epoch[-1][self.state.pd_kind]:.4g} at epoch {e + 1}",
+                f"{self.pd_per_epoch[-1][self.state.pd_kind]:.4g} at {self._where()}",
                 flush=True,
             )
+
+    def _where(self) -> str:
+        text = f"epoch {self._epoch}/{self.settings.epochs}"
+        if self.settings.eval_every is not None:
+            text += f", step {self.steps[-1]}"
+        return text
 
     def result(self) -> PairResult:
         """The pair's record so far."""
@@ -223,13 +273,32 @@ class PairTrainer:
                 for rec in self.records
             ],
             pd=list(self.pd_per_epoch),
+            steps=list(self.steps),
             train_seconds=self.seconds,
         )
 
 
+def _fit_pair_stream(
+    pair: keras.Model, parts: tuple[Segment, Segment], index: int, verbose: Any
+) -> tuple[float, float]:
+    """Trains the pair model on both replicas' streamed batches, zipped step by step.
+
+    Returns:
+        Each replica's mean training loss over the segment (regularization terms not included).
+    """
+    first, second = (part.fit_kwargs["x"] for part in parts)
+
+    def zipped() -> Any:
+        for (x_a, y_a), (x_b, y_b) in zip(first, second, strict=True):
+            yield {"a": x_a, "b": x_b}, {"a": y_a, "b": y_b}
+
+    history = pair.fit(zipped(), epochs=index + 1, initial_epoch=index, verbose=verbose)
+    return tuple(float(history.history[f"{name}_loss"][-1]) for name in REPLICA_NAMES)
+
+
 def _measure(
     replica: keras.Model,
-    evaluation: ArrayData | DatasetData,
+    evaluation: ArrayData | DatasetData | StreamData,
     train_loss: float,
     where: dict[str, Any],
 ) -> tuple[dict[str, float], np.ndarray]:

@@ -7,7 +7,10 @@ Pair `k` draws its seeds from `(seed, k)` only, so every trial of a tuning study
 and family) sees the same random numbers for pair `k`: paired comparisons are far less noisy.
 
 Both replicas are evaluated on held-out data after every epoch (loss, compiled metrics, PD), so
-a trial keeps its whole trajectory and reports at a declared epoch rule.
+a trial keeps its whole trajectory and reports at a declared epoch rule. With `eval_every`,
+they are also measured every that many training steps within an epoch: the papers' regime,
+one pass over time-ordered logs (`epochs=1`, a `StreamSplit` of a `StreamingDataset` with a
+temporal split) with PD measured at checkpoints along the stream.
 
 Reference:
     Shamir, Lin, Coviello, "Smooth Activations and Reproducibility in Deep Networks",
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import keras
 
 from keras_smelu import prediction_difference as _pd
-from keras_smelu._replica_data import prepare_data
+from keras_smelu._replica_data import StreamSplit, prepare_data
 from keras_smelu._replica_models import describe_activation
 from keras_smelu._replica_summary import resolve_pd_kind, summarize_pairs
 from keras_smelu._replica_training import NonFiniteLossError, PairTrainer, RunState
@@ -41,6 +44,7 @@ __all__ = [
     "NonFiniteLossError",
     "ReplicaReport",
     "ReplicaSettings",
+    "StreamSplit",
     "train_replicas",
 ]
 
@@ -85,6 +89,12 @@ class ReplicaSettings:
         first_pair: The 0-based index of the first pair: pairs `first_pair ..
             first_pair + pairs - 1` are trained, each with its own seeds, so that more pairs
             can be added to a measurement later without redoing one.
+        eval_every: Training steps (batches) between checkpoints within an epoch, or `None`
+            (the default): one checkpoint per epoch. At every checkpoint, and at the end of
+            every epoch, both replicas are measured on the evaluation data; each checkpoint is
+            one entry of the per-epoch lists (`ReplicaReport.history`, `pair_results`,
+            `report_epoch`), with the steps taken so far in `"steps"`. `epochs=1` with
+            `eval_every` is the one-pass regime: a PD trajectory along the stream.
 
     Raises:
         ValueError: (a `SettingError`) naming the first bad field and what it takes.
@@ -104,6 +114,7 @@ class ReplicaSettings:
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     fused: bool | Literal["auto"] = "auto"
     first_pair: int = 0
+    eval_every: int | None = None
 
     def __post_init__(self) -> None:
         check_int("pairs", self.pairs, 1)
@@ -114,6 +125,8 @@ class ReplicaSettings:
         check_choice("report_epoch", self.report_epoch, REPORT_EPOCH_RULES)
         check_choice("task", self.task, TASKS)
         check_int("first_pair", self.first_pair, 0)
+        if self.eval_every is not None:
+            check_int("eval_every", self.eval_every, 1)
         if not (isinstance(self.fused, bool) or self.fused == "auto"):
             raise SettingError("fused", expected="True, False or 'auto'", received=self.fused)
 
@@ -138,13 +151,16 @@ class ReplicaReport:
         pd_value: `pd[pd_kind]`, the headline PD.
         pd_kind: The headline measure. A requested `"relative"` on a regression task resolves
             to `"relative_to_mean"` (regression PD is relative to the mean prediction).
-        epoch: The reported epoch, 1-based.
-        history: Per epoch: `{"epoch", "train_loss", "metrics", "metrics_std", "pd", "pd_std"}`
-            (means and spreads as above).
-        pair_results: Per pair: `{"pair", "seeds", "initial_weights", "replicas", "pd"}`, where
+        epoch: The reported epoch, 1-based (with `eval_every`: the reported checkpoint).
+        history: Per epoch (with `eval_every`: per checkpoint): `{"epoch", "steps",
+            "train_loss", "metrics", "metrics_std", "pd", "pd_std"}` (means and spreads as
+            above; `steps`: training steps each replica had taken; `epoch` numbers the entry).
+        pair_results: Per pair: `{"pair", "seeds", "initial_weights", "replicas", "pd",
+            "steps"}`, where
             `initial_weights` holds a digest of each replica's initial weights, `replicas` the
             per-epoch `train_loss`, `metrics` and `prediction_std` (the spread of the
-            evaluation predictions) of replicas a and b, and `pd` one dict per epoch.
+            evaluation predictions) of replicas a and b, `pd` one dict per epoch (or
+            checkpoint) and `steps` the training steps at each.
         seeds: `{"base", "vary", "pairs": [per-pair seeds]}`: what reproduces the run.
         activation: A readable description of the activation.
         task: `"binary"`, `"multiclass"` or `"regression"`.
@@ -188,8 +204,8 @@ class ReplicaReport:
 
 def train_replicas(
     model: keras.Model | Callable[[Any], keras.Model],
-    train_data: tuple[Any, ...] | tf.data.Dataset,
-    eval_data: tuple[Any, ...] | tf.data.Dataset,
+    train_data: tuple[Any, ...] | tf.data.Dataset | StreamSplit | Any,
+    eval_data: tuple[Any, ...] | tf.data.Dataset | StreamSplit | Any,
     *,
     activation: str | Callable[..., Any] | keras.layers.Layer | None = "relu",
     settings: ReplicaSettings | None = None,
@@ -225,7 +241,13 @@ def train_replicas(
     permutation per epoch). A tf.data.Dataset is shuffled with a seed from that generator:
     example-level and then batched with `batch_size` if unbatched; if already batched, only the
     order of the batches is shuffled (their composition and size are kept, `batch_size` is
-    ignored).
+    ignored). Streamed data (a `StreamSplit`) is read once per epoch with the dataset's
+    bounded shuffle, seeded per replica and epoch from that generator: with
+    `vary="data_order"` the replicas read the same rows in different orders (rows move about
+    `shuffle_buffer` places), with `shuffle_buffer=0` in file order.
+
+    Checkpoints: without `eval_every`, one per epoch; with it, every `eval_every` steps and
+    at each epoch's end. The training seed of stochastic layers is set per checkpoint.
 
     Args:
         model: A builder `activation -> compiled keras.Model` (called once per replica, under a
@@ -233,8 +255,10 @@ def train_replicas(
             which is cloned with `keras.models.clone_model` and recompiled from its compile
             config: its architecture is used, its weights are re-initialized per replica.
         train_data: `(x, y)` or `(x, y, sample_weight)` with NumPy arrays (x may be a dict or
-            list of arrays), or a finite tf.data.Dataset of such tuples (batched or not).
-        eval_data: Held-out data in the same forms; PD and metrics are measured on it.
+            list of arrays), a finite tf.data.Dataset of such tuples (batched or not), or a
+            `StreamSplit` of a `StreamingDataset` (the dataset itself: its train split).
+        eval_data: Held-out data in the same forms (a `StreamingDataset`: its test split,
+            read into memory once); PD and metrics are measured on it.
         activation: Passed to the builder; an activation layer is copied from its config for
             every replica (replicas never share a layer or its weights). Must be `None` or
             `"relu"` (the default, ignored) when `model` is a keras.Model.
@@ -250,11 +274,12 @@ def train_replicas(
         verbose: Keras progress for `fit` (`"auto"`, 0, 1, 2); unless 0, one line per replica
             and epoch is printed as well.
         return_models: Keep the trained replicas in `ReplicaReport.models`.
-        on_epoch: Called after every epoch of all pairs as `on_epoch(epoch, pairs)` (epoch
-            1-based; `pairs` as `ReplicaReport.pair_results` holds them, up to that epoch).
-            An exception it raises stops the run and propagates (a tuner's early stopping).
+        on_epoch: Called after every epoch (checkpoint) of all pairs as `on_epoch(epoch,
+            pairs)` (epoch 1-based, counting checkpoints; `pairs` as
+            `ReplicaReport.pair_results` holds them, up to that epoch). An exception it
+            raises stops the run and propagates (a tuner's early stopping).
         **overrides: Fields of `ReplicaSettings` (`pairs`, `epochs`, `batch_size`, `vary`,
-            `seed`, `report_epoch`, `task`, `fused`).
+            `seed`, `report_epoch`, `task`, `fused`, `first_pair`, `eval_every`).
 
     Returns:
         A `ReplicaReport`.
@@ -322,19 +347,24 @@ def train_replicas(
         )
         for k in range(settings.first_pair, settings.first_pair + settings.pairs)
     ]
-    # Epoch by epoch across the pairs, so that `on_epoch` sees every pair at each epoch.
-    for e in range(settings.epochs):
+    # Checkpoint by checkpoint across the pairs (all read the same data, so they reach the
+    # same checkpoints), so that `on_epoch` sees every pair at each one.
+    checkpoints = 0
+    while not trainers[0].done:
         for trainer in trainers:
             trainer.step()
+        checkpoints += 1
         if on_epoch is not None:
-            on_epoch(e + 1, [trainer.result().to_dict() for trainer in trainers])
+            on_epoch(checkpoints, [trainer.result().to_dict() for trainer in trainers])
     results = [trainer.result() for trainer in trainers]
     pairs = [result.to_dict() for result in results]
     train_seconds = sum(result.train_seconds for result in results)
     kept_models = [m for trainer in trainers for m in trainer.replicas] if return_models else []
     del trainers
 
-    history, index = summarize_pairs(pairs, settings.epochs, settings.report_epoch)
+    history, index = summarize_pairs(pairs, checkpoints, settings.report_epoch)
+    for entry, steps in zip(history, pairs[0]["steps"], strict=True):
+        entry["steps"] = steps
     chosen = history[index]
     return ReplicaReport(
         metrics=dict(chosen["metrics"]),
