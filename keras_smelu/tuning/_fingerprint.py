@@ -46,7 +46,9 @@ def data_fingerprint(data: Any) -> str:
 
     NumPy data (`(x, y)` or `(x, y, sample_weight)`, x may be a dict or list of arrays):
     `"<rows> rows, <n> arrays, sha256 <digest>"`, the digest over every array's name, dtype,
-    shape and bytes. A `tf.data.Dataset`: `"tf.data <element_spec>, cardinality <n>"`.
+    shape and bytes. A `tf.data.Dataset`: `"tf.data <element_spec>, cardinality <n>"`. Any
+    other object (e.g. a streamed split): its type and its attributes that are plain numbers
+    or strings; its content is not read.
 
     Args:
         data: The data as `train_replicas` takes it.
@@ -62,6 +64,11 @@ def data_fingerprint(data: Any) -> str:
     if hasattr(data, "element_spec"):
         cardinality = int(data.cardinality())
         return f"tf.data {data.element_spec!r}, cardinality {cardinality}"
+    if not isinstance(data, (tuple, list, Mapping, np.ndarray)):
+        plain = (str, int, float, bool, type(None))
+        attributes = sorted(getattr(data, "__dict__", {}).items())
+        fields = {k: v for k, v in attributes if isinstance(v, plain)}
+        return f"{type(data).__name__} {fields}"
     digest = hashlib.sha256()
     leaves = list(_leaves(data))
     rows = set()

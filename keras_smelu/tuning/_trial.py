@@ -203,7 +203,10 @@ def degenerate_reason(report: Any, eval_data: Any) -> str | None:
         return None
     pair, replica = min(replicas, key=lambda item: item[1]["prediction_std"][epoch])
     spread = float(replica["prediction_std"][epoch])
-    labels = prepare_data(eval_data, "eval_data", report.config.get("batch_size", 256)).labels()
+    try:
+        labels = prepare_data(eval_data, "eval_data", report.config.get("batch_size", 256)).labels()
+    except Exception:  # data whose labels cannot be listed: compare with a unit scale
+        labels = None
     scale = float(np.std(labels)) if labels is not None else 0.0
     if spread > MIN_PREDICTION_SPREAD * (scale if scale > 0 else 1.0):
         return None
@@ -281,6 +284,8 @@ def comparable_setup(
     training.pop("first_pair")  # which pairs a call trains; a study's trials start at 0
     if training["task"] == "auto":  # as studies written before the field existed
         training.pop("task")
+    if training.get("eval_every", 0) is None:  # likewise
+        training.pop("eval_every")
     objective = settings.objective
     training.update(accuracy=objective.accuracy, direction=objective.accuracy_direction)
     training.update(pd=objective.pd)
