@@ -25,6 +25,16 @@ except ImportError:  # pragma: no cover - Windows: atomic replace without a lock
 LOCK_NAME = ".keras-smelu.lock"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# What `open(path, "w")` would give: 0666 less the process's umask.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def folder_lock(directory: str | os.PathLike[str]) -> Iterator[None]:
     """Holds an exclusive lock on `directory` (between the processes of one machine)."""
@@ -56,6 +66,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results are for everyone to read
         os.replace(tmp, path)
     except BaseException as error:
         with contextlib.suppress(OSError):

@@ -344,12 +344,10 @@ class TuningResult:
         if unknown:
             raise ValueError(f"unknown result field(s) {unknown}; expected {sorted(fields_)}")
         for name in ("objective_names", "directions"):
-            value = data.get(name)
-            if value is not None and (not isinstance(value, (list, tuple)) or len(value) != 2):
+            value = data.get(name, ())
+            if not isinstance(value, (list, tuple)) or len(value) not in (0, 2):
                 raise ValueError(f"result field {name!r}: expected a list of two; got {value!r}")
-        trials = data.get("trials")
-        if trials is None:
-            trials = ()
+        trials = data.get("trials", ())
         if not isinstance(trials, (list, tuple)):
             raise ValueError(f"result field 'trials': expected a list; got {trials!r}")
         level = data.get("level")

@@ -32,8 +32,12 @@ Builder = Callable[..., Any]
 
 def split_data(data: Any) -> tuple[Any, Any]:
     """(train, eval) from a `RecDataset`, a loader returning one, or a `(train, eval)` pair."""
+    from keras_smelu._replica_data import StreamSplit, is_stream
+
     if callable(data) and not hasattr(data, "element_spec"):
         data = data()
+    if is_stream(data):  # streamed training split, test split read into memory once
+        return StreamSplit(data, "train"), StreamSplit(data, "test")
     if hasattr(data, "train") and hasattr(data, "test"):
         return data.train, data.test
     if isinstance(data, (tuple, list)) and len(data) == 2:
@@ -490,7 +494,7 @@ def tune_job(
         )
     report = tune(
         job_builders(job, dataset),
-        dataset,
+        job_data(job, dataset),
         job.search,
         job.trial_settings(),
         trials=trials or job.job.trials,
@@ -534,9 +538,25 @@ def job_dataset(job: Job) -> RecDataset:
         raise JobError(
             f"[data] options: the {job.data.dataset} loader refused them: {error}"
         ) from None
+    if job.data.streaming:
+        return dataset  # `job_data` bounds the rows read
     if job.data.dataset != "synthetic" and (job.data.n_train or job.data.n_test):
         dataset = dataset.subset(job.data.n_train, job.data.n_test)
     return dataset
+
+
+def job_data(job: Job, dataset: Any) -> Any:
+    """What a job trains and measures on: `dataset`, or with `[data] streaming` its streamed
+    training split (`shuffle_buffer`, at most `n_train` rows) and its test split in memory
+    (at most `n_test` rows)."""
+    if not job.data.streaming:
+        return dataset
+    from keras_smelu._replica_data import StreamSplit
+
+    train = StreamSplit(
+        dataset, "train", shuffle_buffer=job.data.shuffle_buffer, max_rows=job.data.n_train
+    )
+    return train, StreamSplit(dataset, "test", max_rows=job.data.n_test)
 
 
 def job_builders(job: Job, dataset: RecDataset) -> dict[str, Builder]:
