@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -197,26 +198,11 @@ class PairTrainer:
         # Stochastic layers see the same global seed in both replicas, fused or not.
         seed = epoch_seed(self.seeds["train"], e)
         start = time.perf_counter()
-        if self.pair_model is not None:
-            keras.utils.set_random_seed(seed)
-            if isinstance(self.train, StreamData):
-                train_losses = _fit_pair_stream(self.pair_model, parts, e, verbose)
-            else:
-                fit_kwargs = tuple(part.fit_kwargs for part in parts)
-                train_losses = fit_pair_epoch(self.pair_model, fit_kwargs, e, verbose)
-        else:
-            train_losses = []
-            for r, replica in enumerate(self.replicas):
-                keras.utils.set_random_seed(seed)
-                history = replica.fit(
-                    **parts[r].fit_kwargs,
-                    epochs=e + 1,
-                    initial_epoch=e,
-                    shuffle=False,
-                    callbacks=list(self.callbacks) if self.callbacks else None,
-                    verbose=verbose,
-                )
-                train_losses.append(float(history.history.get("loss", [math.nan])[-1]))
+        streamed = isinstance(self.train, StreamData)
+        with warnings.catch_warnings():
+            if streamed:  # a segment ends where the stream or the checkpoint says: expected
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+            train_losses = self._fit(parts, e, seed)
         self.seconds += time.perf_counter() - start
         if parts[0].steps != parts[1].steps:  # the streams of one split hold the same rows
             raise RuntimeError(
@@ -256,6 +242,31 @@ class PairTrainer:
                 flush=True,
             )
 
+    def _fit(self, parts: tuple[Segment, Segment], e: int, seed: int) -> list[float]:
+        """Trains both replicas on their segments; returns their training losses."""
+        verbose = self.verbose
+        if self.pair_model is not None:
+            keras.utils.set_random_seed(seed)
+            if isinstance(self.train, StreamData):
+                train_losses = _fit_pair_stream(self.pair_model, parts, e, verbose)
+            else:
+                fit_kwargs = tuple(part.fit_kwargs for part in parts)
+                train_losses = fit_pair_epoch(self.pair_model, fit_kwargs, e, verbose)
+        else:
+            train_losses = []
+            for r, replica in enumerate(self.replicas):
+                keras.utils.set_random_seed(seed)
+                history = replica.fit(
+                    **parts[r].fit_kwargs,
+                    epochs=e + 1,
+                    initial_epoch=e,
+                    shuffle=False,
+                    callbacks=list(self.callbacks) if self.callbacks else None,
+                    verbose=verbose,
+                )
+                train_losses.append(float(history.history.get("loss", [math.nan])[-1]))
+        return train_losses
+
     def _where(self) -> str:
         text = f"epoch {self._epoch}/{self.settings.epochs}"
         if self.settings.eval_every is not None:
@@ -292,7 +303,9 @@ def _fit_pair_stream(
         for (x_a, y_a), (x_b, y_b) in zip(first, second, strict=True):
             yield {"a": x_a, "b": x_b}, {"a": y_a, "b": y_b}
 
-    history = pair.fit(zipped(), epochs=index + 1, initial_epoch=index, verbose=verbose)
+    history = pair.fit(
+        zipped(), epochs=index + 1, initial_epoch=index, shuffle=False, verbose=verbose
+    )
     return tuple(float(history.history[f"{name}_loss"][-1]) for name in REPLICA_NAMES)
 
 

@@ -5,10 +5,10 @@ described on its section's dataclass below and in `tuning/README.md`. Relative p
 output`, `[data] path`, a journal storage) are relative to the current working directory.
 
     [job]        name, backend, sampler, trials, seed, storage, output, timeout_s
-    [data]       dataset, path, label, n_train, n_test, seed, options
+    [data]       dataset, path, label, n_train, n_test, seed, streaming, shuffle_buffer, options
     [model]      name, hidden, embedding_dim, normalization, dropout, cross_layers, low_rank,
                  stacked, optimizer, learning_rate
-    [training]   epochs, batch_size, pairs, vary, report_epoch
+    [training]   epochs, batch_size, pairs, vary, report_epoch, eval_every
     [search]     families, width_low, width_high, log, slope_left_low, slope_left_high, reference
     [objective]  accuracy, direction, pd
 
@@ -265,8 +265,16 @@ class DataSection:
         n_train: Use at most this many training rows (optional; the synthetic data's size).
         n_test: Use at most this many held-out rows, where loss and PD are measured (optional).
         seed: Seed for generating or splitting the data; omitted: `[job] seed`.
+        streaming: Read the training split from the files in chunks every epoch (bounded
+            memory; `datasets.load(..., streaming=True)`, needs pyarrow) instead of loading
+            it; the test split is read into memory once. `n_train` / `n_test` then bound the
+            rows read. Not for `"synthetic"` (write a log with `datasets.write_click_log`).
+        shuffle_buffer: With `streaming`: rows of each replica's bounded shuffle (0: file
+            order; omitted: 100,000).
         options: A table passed as keyword arguments to the dataset loader, which checks it
-            (e.g. `test_fraction`, `min_count`; libsvm: `task`).
+            (e.g. `test_fraction`, `min_count`, `split = "temporal"` for the papers' regime of
+            training on the past and measuring on the latest data; libsvm: `task`; streamed:
+            also `hash_buckets`, `chunk_bytes`).
     """
 
     dataset: str
@@ -275,6 +283,8 @@ class DataSection:
     n_train: int | None = None
     n_test: int | None = None
     seed: int | None = None
+    streaming: bool | None = None
+    shuffle_buffer: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def resolve_path(self, environ: Mapping[str, str] | None = None) -> Path | None:
@@ -300,11 +310,15 @@ class DataSection:
         loader = LOADERS[self.dataset]
         if self.dataset == "synthetic":
             loader = make_synthetic_click_log
-        accepted = sorted(
+        accepted = {
             name
             for name, p in inspect.signature(loader).parameters.items()
             if name != "path" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        )
+        }
+        if self.streaming:  # the streaming reader's own options
+            accepted |= {"split", "test_fraction", "seed", "min_count", "hash_buckets"}
+            accepted |= {"chunk_bytes", "max_features"}
+        accepted = sorted(accepted)
         if self.label is not None and "label" not in accepted:
             raise _fail("data", "label", f"dataset {self.dataset!r} has no label choice")
         for key in self.options:
@@ -330,6 +344,20 @@ class DataSection:
             _check_int(s, "seed", self.seed, minimum=0)
         if not isinstance(self.options, Mapping):
             raise _fail(s, "options", f"expected a table, got {self.options!r}")
+        if self.streaming is not None:
+            _check_bool(s, "streaming", self.streaming)
+        if self.streaming and self.dataset == "synthetic":
+            raise _fail(
+                s,
+                "streaming",
+                "the synthetic data is generated in memory; write a log with "
+                "keras_smelu.datasets.write_click_log and stream that file (dataset = "
+                '"criteo")',
+            )
+        if self.shuffle_buffer is not None:
+            _check_int(s, "shuffle_buffer", self.shuffle_buffer, minimum=0)
+            if not self.streaming:
+                raise _fail(s, "shuffle_buffer", "applies to streamed data: set streaming = true")
         self._check_loader_arguments()
         if self.dataset == "synthetic":
             if self.path:
@@ -440,6 +468,10 @@ class TrainingSection(ReplicaSettings):
             epoch with the lowest evaluation loss, as `keras_smelu.replicas.train_replicas`).
         task: `"auto"` (default), `"binary"`, `"multiclass"` or `"regression"`.
         fused: Train the two replicas of a pair as one program: `"auto"` (default), true, false.
+        eval_every: Training steps between checkpoints within an epoch (omitted: one per
+            epoch). With `epochs = 1` and `[data] streaming`, the papers' one-pass regime: PD
+            measured at checkpoints along the stream; each checkpoint counts as an epoch of
+            the trajectory (`report_epoch`, early stopping).
     """
 
     NOT_IN_JOB_FILES = ("seed", "first_pair")  # the job seed; pairs start at 0
@@ -544,6 +576,8 @@ class Job:
         }
         if d.label is not None:
             kwargs["label"] = d.label
+        if d.streaming:
+            kwargs["streaming"] = True
         if d.dataset == "synthetic":
             kwargs.update({k: v for k, v in (("n_train", d.n_train), ("n_test", d.n_test)) if v})
         kwargs.update(dict(d.options))
