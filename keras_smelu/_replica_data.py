@@ -43,6 +43,21 @@ def is_batched(dataset: Any) -> bool:
     )
 
 
+def check_labels(labels: np.ndarray, name: str) -> None:
+    """Raises unless `labels` are finite numbers (booleans count): a string, object or NaN
+    label would train on garbage (a NaN label becomes class 0 in some losses)."""
+    if labels.dtype.kind not in "biuf":
+        raise ValueError(
+            f"The labels of `{name}` must be numbers; received an array of dtype "
+            f"{labels.dtype} (e.g. {labels.flat[0]!r})"
+        )
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        bad = int(np.flatnonzero(~np.isfinite(labels.reshape(len(labels), -1)).any(axis=1))[0])
+        raise ValueError(
+            f"The labels of `{name}` must be finite; row {bad} holds {labels[bad]!r}"
+        )
+
+
 class ArrayData:
     """`(x, y)` or `(x, y, sample_weight)` with NumPy arrays (x may be a dict or list)."""
 
@@ -73,6 +88,8 @@ class ArrayData:
         self.n = lengths.pop()
         if self.n == 0:
             raise ValueError(f"`{name}` is empty (0 rows).")
+        for label in keras.tree.flatten(self.y):
+            check_labels(label, name)
         self.batch_size = batch_size
 
     def _take(self, index: np.ndarray | slice) -> tuple[Any, Any, Any]:

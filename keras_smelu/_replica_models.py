@@ -74,8 +74,9 @@ def build_replica(model: Any, activation: Any, sample_x: Callable[[], Any]) -> k
                 f"The model builder returned an uncompiled model ({replica.name!r}); call "
                 "`model.compile(optimizer=..., loss=..., metrics=...)` in the builder."
             )
-    if not replica.built:
-        replica(sample_x(), training=False)
+    # One forward pass builds the layers that build on first call (e.g. a learnable activation
+    # inside a Dense): their weights must exist before replicas are compared and checked.
+    replica(sample_x(), training=False)
     return replica
 
 
