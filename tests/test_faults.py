@@ -460,3 +460,19 @@ def test_a_full_disk_says_so_in_one_line_and_keeps_the_study(tmp_path):
     assert not [f for f in files if f.endswith(".tmp")]  # nothing partial left behind
     study = _study(f"sqlite:///{keep / 'study.db'}", "tiny/embedding_mlp")
     assert [t.state.name for t in study.trials] == ["COMPLETE"]  # intact
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://bob:s3cr%40t@db:5432/study", "postgresql://bob:***@db:5432/study"),
+        ("postgresql+psycopg2://u:p@h/d?sslmode=require", "postgresql+psycopg2://u:***@h/d?sslmode=require"),
+        ("postgresql://bob@db/study", "postgresql://bob@db/study"),
+        ("sqlite:////tmp/study.db", "sqlite:////tmp/study.db"),
+        ("journal:/tmp/j.log", "journal:/tmp/j.log"),
+    ],
+)
+def test_results_never_record_a_database_password(url, shown):
+    from keras_smelu.tuning._tuner import redact_password
+
+    assert redact_password(url) == shown

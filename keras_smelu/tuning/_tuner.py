@@ -6,6 +6,7 @@ import dataclasses
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -385,7 +386,7 @@ def tune(
     metadata = {
         "study_name": study_name,
         "backend": backend,
-        "storage": storage,
+        "storage": redact_password(storage),
         "trials": trials,
         "settings": settings_metadata(settings),
         "space": dataclasses.asdict(space),
@@ -407,6 +408,16 @@ def tune(
         )
         raise KeyboardInterrupt
     return report
+
+
+def redact_password(url: str) -> str:
+    """`url` with the password of its user part replaced by `***` (results files are shared;
+    a database password must not travel with them)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _with_decision_settings(result: Any, settings: TrialSettings) -> Any:
