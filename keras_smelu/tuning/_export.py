@@ -31,7 +31,12 @@ import numpy as np
 
 from keras_smelu.replicas import ReplicaSettings
 from keras_smelu.tuning._files import write_text
-from keras_smelu.tuning._record import TrialRecord, decode, dumps, system_info
+from keras_smelu.tuning._record import (
+    TrialRecord,
+    dumps,
+    read_versioned_json,
+    system_info,
+)
 from keras_smelu.tuning._results import RESULTS_JSON, TuningReport, TuningResult
 from keras_smelu.tuning._space import make_activation
 from keras_smelu.tuning._trial import TrialSettings
@@ -441,17 +446,9 @@ def read_evidence(path: str | os.PathLike[str], *, check_model: bool = True) -> 
             f"no evidence file {sidecar.name!r} beside {str(path)!r}: not a model exported "
             "by `keras-smelu export` (the evidence travels as that sidecar file)"
         )
-    try:
-        evidence = decode(json.loads(sidecar.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{sidecar}: not valid JSON: {error}") from None
-    if not isinstance(evidence, dict) or evidence.get("format") != EVIDENCE_FORMAT:
-        raise ValueError(f"{sidecar}: not a keras-smelu evidence file ({EVIDENCE_FORMAT!r})")
-    if evidence.get("version") != EVIDENCE_VERSION:
-        raise ValueError(
-            f"{sidecar}: evidence version {evidence.get('version')!r}; this keras-smelu reads "
-            f"version {EVIDENCE_VERSION}"
-        )
+    evidence = read_versioned_json(
+        sidecar, EVIDENCE_FORMAT, EVIDENCE_VERSION, "a keras-smelu evidence file"
+    )
     model_path = sidecar.with_name(sidecar.name[: -len(EVIDENCE_SUFFIX)])
     if check_model and model_path.is_file():
         import keras

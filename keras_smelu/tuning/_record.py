@@ -59,6 +59,30 @@ def canonical(obj: Any) -> Any:
     return obj
 
 
+def read_versioned_json(
+    path: str | os.PathLike[str], format: str, version: int, what: str
+) -> dict[str, Any]:
+    """The decoded JSON object of `path`, checked to be `format` at `version`.
+
+    Raises:
+        ValueError: naming the file: not JSON, not `what` (another format), another version.
+    """
+    from pathlib import Path
+
+    try:
+        document = decode(json.loads(Path(path).read_text(encoding="utf-8")))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(document, dict) or document.get("format") != format:
+        raise ValueError(f"{path}: not {what} (format {format!r})")
+    if document.get("version") != version:
+        raise ValueError(
+            f"{path}: {what} version {document.get('version')!r}; this keras-smelu reads "
+            f"version {version}"
+        )
+    return document
+
+
 def dumps(obj: Any, **kwargs: Any) -> str:
     return json.dumps(encode(obj), allow_nan=False, **kwargs)
 

@@ -12,7 +12,6 @@ Trial records and their codecs are in `_record`, atomic file writing in `_files`
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import re
@@ -36,8 +35,8 @@ from keras_smelu.tuning._record import (
     TrialRecord,
     csv_cell,
     csv_value,
-    decode,
     dumps,
+    read_versioned_json,
 )
 
 FORMAT = "keras-smelu-tuning"
@@ -611,18 +610,7 @@ def plot_filename(model: str) -> str:
 
 
 def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
-    try:
-        document = decode(json.loads(Path(path).read_text(encoding="utf-8")))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a keras-smelu tuning results file (format {FORMAT!r})")
-    if document.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: results format version {document.get('version')!r}; this keras-smelu "
-            f"reads version {FORMAT_VERSION}"
-        )
-    return document
+    return read_versioned_json(path, FORMAT, FORMAT_VERSION, "a keras-smelu tuning results file")
 
 
 def read_csv(path: str | os.PathLike[str]) -> dict[str, TuningResult]:
