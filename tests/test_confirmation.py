@@ -89,16 +89,23 @@ def test_with_pairs_adds_only_new_pairs_and_recomputes_the_point():
     assert untouched == next(t for t in start.trials if t.number == 1)
 
 
-def test_targets_are_relu_and_the_unresolved_frontier_points():
+def test_targets_are_relu_the_recommendation_and_the_unresolved_frontier_points():
     start = result(3)
     decision = start.decision
     targets = confirmation_targets(start)
-    if decision.unresolved:
-        assert targets and targets[0].is_reference
-        names = {t.label for t in targets[1:]}
-        assert names <= {t.label for t in start.frontier}
-    else:
-        assert targets == []
+    names = {t.label for t in targets[1:]}
+    frontier = {t.label for t in start.frontier}
+    recommended = {start.recommended.label} if start.recommended is not None else set()
+    assert targets[0].is_reference
+    assert recommended <= names and names <= frontier | recommended
+    unresolved_on_front = [
+        t.label for t in start.candidates if f"{t.label} (trial {t.number})" in decision.unresolved
+    ]
+    assert set(unresolved_on_front) & frontier <= names
+    # Nothing recommended and nothing unresolved: nothing to confirm.
+    clear = TuningResult("m", (record(0, 3), record(1, 3)), max_accuracy_cost=0.0)
+    if clear.recommended is None and not clear.decision.unresolved:
+        assert confirmation_targets(clear) == []
 
 
 def test_confirm_resolves_within_the_pair_budget_and_never_redoes_a_pair(tmp_path):

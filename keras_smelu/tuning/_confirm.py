@@ -1,8 +1,9 @@
 """Adaptive replication: after the search, more pairs for the points that decide the answer.
 
-The decision (`TuningResult.decision`) may leave candidates unresolved: an interval straddles
-the budget or the PD-ratio-1 line. The confirmation stage gives the points that decide the
-answer (ReLU, the recommended point, the unresolved points of the frontier) more pairs,
+The decision (`TuningResult.decision`) may leave candidates unresolved (an interval straddles
+the budget or the PD-ratio-1 line), and a recommendation chosen as the best of many candidates
+flatters itself. The confirmation stage gives the points that decide the answer (ReLU, the
+recommended point, the unresolved points of the frontier) more pairs,
 continuing their pair indices with the same seeds as in the search (pair k is pair k in every
 trial), in rounds that bring each such point to one pair more than ReLU had, until the
 decision is resolved or ReLU has `confirm_pairs` pairs.
@@ -131,16 +132,21 @@ def with_pairs(result: TuningResult, extra: Mapping[PairKey, Mapping[str, Any]])
 
 def confirmation_targets(result: TuningResult) -> list[TrialRecord]:
     """The points that decide the answer: ReLU, the recommended point and the frontier's
-    unresolved points (empty when the decision is resolved or cannot be made)."""
+    unresolved points; empty when nothing is recommended and nothing is unresolved.
+
+    The recommended point is always confirmed: chosen as the best of many candidates, its
+    interval is the one most likely to flatter it (a claim needs more pairs than a search).
+    """
     decision = result.decision
     reference = result.reference
     if decision is None or reference is None:
         return []
     frontier = {candidate_name(t) for t in result.frontier}
-    unresolved = [n for n in decision.unresolved if n in frontier]
-    if not unresolved:
+    names = {n for n in decision.unresolved if n in frontier}
+    if decision.recommended:
+        names.add(decision.recommended)
+    if not names:
         return []
-    names = set(unresolved) | ({decision.recommended} if decision.recommended else set())
     return [reference] + [t for t in result.candidates if candidate_name(t) in names]
 
 
