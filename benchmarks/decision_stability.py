@@ -25,12 +25,15 @@ The summary gives:
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
 from collections import Counter
 from importlib import resources
 from pathlib import Path
+
+_ROOT = tempfile.mkdtemp(prefix="decision-stability-")
 
 
 def replica_epochs(result) -> int:
@@ -51,10 +54,10 @@ def run(job_path: Path, seed: int, overrides: list[str], trials: int | None, pru
     if prune is not None:
         sets.append(f"objective.prune={'true' if prune else 'false'}")
     job = load_job(job_path, overrides=sets)
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        report = tune_job(job, trials=trials, output=out, verbose=0)
-        seconds = time.perf_counter() - start
+    out = tempfile.mkdtemp(dir=_ROOT)  # one root for all runs: JAX's cache lives in the first
+    start = time.perf_counter()
+    report = tune_job(job, trials=trials, output=out, verbose=0)
+    seconds = time.perf_counter() - start
     (result,) = report.results.values()
     return job, result, seconds
 
@@ -157,4 +160,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        shutil.rmtree(_ROOT, ignore_errors=True)
