@@ -287,3 +287,17 @@ def test_helpers():
     assert trial.label == "generalized_smelu w=0.3, slope_left=0.1"
     assert trial.values == (0.563, 0.140)
     assert make_result().trials[7].values[0] != make_result().trials[7].values[0]  # NaN
+
+
+def test_result_files_are_readable_as_open_would_make_them(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        written = TuningReport.from_results([make_result()]).save(tmp_path, plots=False)
+    finally:
+        os.umask(mask)
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

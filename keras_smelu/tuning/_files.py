@@ -13,7 +13,7 @@ import csv
 import errno
 import io
 import os
-import tempfile
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -23,16 +23,6 @@ except ImportError:  # pragma: no cover - Windows: atomic replace without a lock
     fcntl = None
 
 LOCK_NAME = ".keras-smelu.lock"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# What `open(path, "w")` would give: 0666 less the process's umask.
-_FILE_MODE = 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -60,13 +50,14 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # one per writer
+    # Mode 0666 less the umask, as `open` gives (mkstemp's 0600 would hide results).
+    handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results are for everyone to read
         os.replace(tmp, path)
     except BaseException as error:
         with contextlib.suppress(OSError):

@@ -12,6 +12,7 @@ Trial records and their codecs are in `_record`, atomic file writing in `_files`
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import re
@@ -168,15 +169,32 @@ class TuningResult:
     def comparison(self, trial: TrialRecord) -> Comparison | None:
         """`trial` against the ReLU reference, pair by pair (PD ratio and accuracy cost with
         `level` intervals); `None` without per-pair data or a reference."""
-        reference = self.reference
-        if reference is None or trial.is_reference:
+        if trial.is_reference:
             return None
-        mine, theirs = self.pairs_of(trial), self.pairs_of(reference)
+        if id(trial) in self._comparisons:
+            return self._comparisons[id(trial)]
+        reference = self.reference  # a record that is not one of this result's own objects
+        mine = self.pairs_of(trial)
+        theirs = None if reference is None else self.pairs_of(reference)
         if mine is None or theirs is None:
             return None
         return compare(mine, theirs, self.directions[0], self.level)
 
-    @property
+    @functools.cached_property
+    def _comparisons(self) -> dict[int, Comparison]:
+        # Computed once per result: the table, the files and the plot all read them.
+        reference = self.reference
+        theirs = None if reference is None else self.pairs_of(reference)
+        if theirs is None:
+            return {}
+        out = {}
+        for trial in self.candidates:
+            mine = self.pairs_of(trial)
+            if mine is not None:
+                out[id(trial)] = compare(mine, theirs, self.directions[0], self.level)
+        return out
+
+    @functools.cached_property
     def decision(self) -> Decision | None:
         """The recommendation rule applied to the candidates (see `keras_smelu.tuning.decide`):
         the lowest PD whose accuracy cost stays within `max_accuracy_cost` and whose PD
@@ -444,7 +462,10 @@ class TuningResult:
             elif reference is not None and not trial.is_reference:
                 d_acc = trial.accuracy - reference.accuracy
                 ratio = trial.pd / reference.pd if reference.pd else math.nan
-                line.append(f"{acc_name} {d_acc:+.4g}, PD x{ratio:.3g} (no per-pair data)")
+                line.append(
+                    f"{acc_name} {d_acc:+.4g}, PD x{ratio:.3g} (no interval: the trials kept "
+                    "no per-pair data)"
+                )
             else:
                 line.append("")
             lines.append(line)
@@ -485,14 +506,6 @@ class TuningResult:
         with the Agg canvas, so it works headless and leaves pyplot alone.
         """
         return render_pareto_plot(pareto_plot_info(self), path)
-
-
-def _with_std(value: float | None, std: float | None) -> str:
-    if value is None:
-        return "-"
-    if std is None or not math.isfinite(std):
-        return f"{value:.4g}"
-    return f"{value:.4g} ± {std:.2g}"
 
 
 # --------------------------------------------------------------------------- several models
