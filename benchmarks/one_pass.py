@@ -6,7 +6,8 @@ chunk) into a temporary folder, then, in a fresh process, streams it with a temp
 a LayerNorm embedding MLP with ReLU and two SmeLU widths, each pair once over the training rows
 (`epochs=1`) with `eval_every` set for about ten checkpoints. It prints the process's peak
 resident memory (`VmHWM` of /proc/self/status), the wall time of each part, and the PD
-trajectory: per checkpoint, ReLU's PD and each width's PD as a ratio of ReLU's.
+trajectory: per checkpoint, ReLU's PD and each width's PD ratio to ReLU (geometric mean of the
+per-pair ratios with its 90% paired interval; below 3 pairs, no interval).
 
     nice python benchmarks/one_pass.py [--rows 5000000] [--pairs 2] [--widths 0.5 2.0]
 
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from keras_smelu.tuning._paired import paired_pd_ratio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,6 +76,7 @@ for label, activation in [("relu", "relu")] + [
         "fused": report.config["fused"],
         "steps": [h["steps"] for h in report.history],
         "pd": [h["pd"]["relative"] for h in report.history],
+        "pair_pd": [[e["relative"] for e in p["pd"]] for p in report.pair_results],
         "pd_std": [h["pd_std"]["relative"] for h in report.history],
         "auc": [h["metrics"].get("auc") for h in report.history],
     }
@@ -140,7 +144,7 @@ def main() -> None:
         print(f"  {label}: {run['seconds']:.0f} s for {args.pairs} pairs (fused: {run['fused']})")
     widths = [label for label in runs if label != "relu"]
     header = f"{'step':>7} {'relu PD':>9} {'relu AUC':>9}" + "".join(
-        f" {label + ' PD/relu':>16}" for label in widths
+        f" {label + ' PD/relu [90% CI]':>28}" for label in widths
     )
     print("\n" + header)
     relu = runs["relu"]
@@ -148,8 +152,13 @@ def main() -> None:
         auc = relu["auc"][i]
         line = f"{step:>7} {relu['pd'][i]:>9.4f} {auc if auc is None else f'{auc:.4f}':>9}"
         for label in widths:
-            ratio = runs[label]["pd"][i] / relu["pd"][i] if relu["pd"][i] else float("nan")
-            line += f" {ratio:>16.3f}"
+            # Pair k against ReLU's pair k at this checkpoint: the tuner's paired interval.
+            ratio = paired_pd_ratio(
+                [pair[i] for pair in runs[label]["pair_pd"]],
+                [pair[i] for pair in relu["pair_pd"]],
+                0.9,
+            )
+            line += f" {ratio.format(3):>28}"
         print(line)
 
 

@@ -15,7 +15,7 @@ puts the pre-activations on a unit scale, where SmeLU widths near 1 mean somethi
 Columns: test log loss and AUC (mean ± std over the 2 * pairs replicas); relative and absolute
 PD (mean ± std over pairs); shift-corrected relative PD (after removing one global logit offset
 between the replicas of a pair); the ratio of the row's relative PD to ReLU's, with
-the std of the per-pair ratios (pair k against ReLU's pair k, same normalization); wall seconds.
+its 90% paired interval (pair k against ReLU's pair k, same normalization); wall seconds.
 
 Every replica is a new model, so with JAX each one traces and compiles its train, evaluate and
 predict functions (~10 s on 2 CPU cores, most of a row's time). The script turns on JAX's
@@ -39,7 +39,6 @@ import csv
 import math
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -261,11 +260,13 @@ def _run_block(dataset, norm: str, args, activation_rows) -> list[dict]:
         if label == "relu":
             relu_pairs = relative
         if relu_pairs is not None:
-            pairs = zip(relative, relu_pairs, strict=True)
-            ratios = [p / r if r > 0 else math.nan for p, r in pairs]
-            relu_mean = sum(relu_pairs) / len(relu_pairs)
-            row["ratio"] = row["pd_rel"] / relu_mean if relu_mean > 0 else math.nan
-            row["ratio_std"] = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+            # Pair k against ReLU's pair k (common random numbers): the tuner's paired interval.
+            from keras_smelu.tuning._paired import paired_pd_ratio
+
+            interval = paired_pd_ratio(relative, relu_pairs, 0.9)
+            row["ratio"] = interval.estimate
+            row["ratio_low"], row["ratio_high"] = interval.low, interval.high
+            row["ratio_text"] = interval.format(3)
         print(
             f"{where}: loss {row['loss']:.4f}  auc {row['auc']:.4f}  relPD {row['pd_rel']:.4f}"
             f"  ({report.wall_seconds:.0f}s)",
@@ -293,7 +294,6 @@ COLUMNS = (
 def _format_row(row: dict) -> list[str]:
     if "error" in row:
         return [row["dataset"], row["norm"], row["activation"], "diverged", *[""] * 6]
-    ratio = row.get("ratio", math.nan)
     return [
         row["dataset"],
         row["norm"],
@@ -303,7 +303,7 @@ def _format_row(row: dict) -> list[str]:
         _pm(row["pd_rel"], row["pd_rel_std"]),
         _pm(row["pd_abs"], row["pd_abs_std"]),
         f"{row['pd_rel_shift']:.4f}",
-        "-" if math.isnan(ratio) else f"{ratio:.2f} ± {row['ratio_std']:.2f}",
+        row.get("ratio_text", "-"),
         f"{row['wall_s']:.0f}",
     ]
 
@@ -348,7 +348,8 @@ def _write_csv(path: str, rows: list[dict], settings: dict) -> None:
         "pd_rel_shift",
         "pd_rel_shift_std",
         "ratio",
-        "ratio_std",
+        "ratio_low",
+        "ratio_high",
         "wall_s",
         "per_pair_rel",
         "error",
@@ -395,7 +396,7 @@ def main(argv=None) -> int:
     print(f"# data={args.data}" + (f"; comparators {comparators}" if comparators else ""))
     print(
         "# loss/AUC: mean ± std over replicas; PD: mean ± std over pairs; "
-        "rel PD / ReLU: ratio of means ± std of per-pair ratios (common random numbers)",
+        "rel PD / ReLU: geometric mean of per-pair ratios [90% t interval] (common random numbers)",
         flush=True,
     )
 
