@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--storage", help="the study's storage (default: the run's)")
 
-    demo = sub.add_parser("demo", help="a tuning job on built-in synthetic data (about 20 minutes on 2 cores)")
+    demo = sub.add_parser(
+        "demo", help="a tuning job on built-in synthetic data (about 20 minutes on 2 cores)"
+    )
     _add_run_options(demo)
     return parser
 
