@@ -9,8 +9,10 @@ output`, `[data] path`, a journal storage) are relative to the current working d
     [model]      name, hidden, embedding_dim, normalization, dropout, cross_layers, low_rank,
                  stacked, optimizer, learning_rate
     [training]   epochs, batch_size, pairs, vary, report_epoch, eval_every
-    [search]     families, width_low, width_high, log, slope_left_low, slope_left_high, reference
-    [objective]  accuracy, direction, pd
+    [search]     families, width_low, width_high, width_range, log, slope_left_low,
+                 slope_left_high, reference
+    [objective]  accuracy, direction, pd, level, max_accuracy_cost, churn_threshold, group,
+                 top_k, rbo_p, confirm_pairs, prune
 
 Any problem (an unknown table or field, a wrong type, a value out of range, a real dataset whose
 files cannot be found) raises `JobError`, whose message starts with `[section] field:`.
@@ -490,11 +492,17 @@ class SearchSection(SearchSpace):
             the curvature at 0.
         width_low: Smallest width, in SmeLU `beta` units (> 0; default 0.01).
         width_high: Largest width (> width_low; default 10).
+        width_range: `"auto"`: search the range measured from the ReLU reference's
+            pre-activation scales (`SearchSpace.width_range`), within `width_low`-`width_high`
+            (then at least a decade apart); recorded in the results and with the study.
+            Omitted: search `width_low`-`width_high`.
         log: Sample widths on a log scale (default true; the useful range spans decades).
         slope_left_low: g-SmeLU's smallest left slope (default 0).
         slope_left_high: g-SmeLU's largest left slope (< 1; default 0.3).
         reference: Evaluate the ReLU reference once per model (default true).
     """
+
+    NOT_IN_JOB_FILES = ("measured_range",)  # measured by the study
 
     def space(self) -> SearchSpace:
         """The `SearchSpace` this section describes."""

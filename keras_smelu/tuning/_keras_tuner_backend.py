@@ -15,6 +15,10 @@ Everything lives in the project folder `<directory>/<project_name>/`:
 - `oracle.json`, `tuner0.json`, `trial_<id>/trial.json`: keras-tuner's own state (resumable);
 - `trial_<id>/record.json`: our `TrialRecord` of each finished trial, failed ones included;
 - `reference.json`: the ReLU reference's record (evaluated once);
+- `auto_width_range.json`: with `width_range = "auto"`, the range measured from the reference
+  (`_auto_range.AutoRange`). keras-tuner declares its hyperparameters, the width's bounds
+  included, when the tuner is made: the reference is evaluated and the range measured before
+  that, and a resumed run reads the range back, so the oracle's stored bounds stay the same;
 - `keras_smelu.json`: the model, sampler, space, training settings and experiment fingerprint
   (data, model config, versions) of the project, checked when a run resumes, so that trials
   of different experiments are never mixed.
@@ -30,12 +34,14 @@ import dataclasses
 import io
 import json
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from keras_smelu.tuning._auto_range import AutoRange, measure_range, reference_range
 from keras_smelu.tuning._backends import BACKENDS, check_grid_trials
 from keras_smelu.tuning._files import write_text
 from keras_smelu.tuning._fingerprint import experiment_fingerprint, suffixed_names
@@ -60,6 +66,7 @@ SAMPLERS = BACKENDS["keras_tuner"].samplers
 RECORD_FILE = "record.json"
 REFERENCE_FILE = "reference.json"
 CONFIG_FILE = "keras_smelu.json"
+AUTO_RANGE_FILE = "auto_width_range.json"
 _FAMILY = "family"
 _WIDTH = "width"
 _SLOPE_LEFT = "slope_left"
@@ -152,8 +159,8 @@ class SmoothnessHyperModel(keras_tuner.HyperModel):
         else:
             width = hp.Float(
                 _WIDTH,
-                space.width_low,
-                space.width_high,
+                space.low,  # the measured range of an auto space
+                space.high,
                 sampling="log" if space.log else "linear",
             )
         family = space.families[0]
@@ -255,6 +262,12 @@ class SmoothnessTuner(keras_tuner.Tuner):
         fingerprint: Mapping[str, Any] | None = None,
     ):
         space.validate()
+        if space.needs_range:
+            raise ValueError(
+                "A SmoothnessTuner declares the width's bounds when it is made: measure an "
+                "auto range first (tune_keras_tuner does) and pass "
+                "space.with_measured_range(low, high); received: an auto range not yet measured"
+            )
         if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
             raise ValueError(f"Argument `trials` must be an integer >= 1. Received: {trials!r}")
         if timeout is not None and not timeout > 0:
@@ -338,22 +351,14 @@ class SmoothnessTuner(keras_tuner.Tuner):
         path = Path(self.project_dir) / REFERENCE_FILE
         if path.exists():
             return _read_record(path)
-        number = 0
-        try:
-            record = run_trial(
-                self.hypermodel.model_builder(keras_tuner.HyperParameters()),
-                REFERENCE_POINT,
-                train_data,
-                eval_data,
-                self.settings,
-                model_name=self.model_name,
-                number=number,
-            )
-        except TrialFailedError as error:
-            record = failed_record(
-                REFERENCE_POINT, model_name=self.model_name, number=number, reason=str(error)
-            )
-        write_text(path, dumps(record.to_dict(), indent=2) + "\n")
+        record = run_reference(
+            path,
+            self.hypermodel.model_builder(keras_tuner.HyperParameters()),
+            train_data,
+            eval_data,
+            self.settings,
+            self.model_name,
+        )
         if self.oracle.verbose and not record.is_complete:
             print(f"ReLU reference failed: {record.fail_reason}")
         if self.progress is not None:
@@ -439,6 +444,86 @@ class SmoothnessTuner(keras_tuner.Tuner):
         write_text(path, dumps(record.to_dict(), indent=2) + "\n")
 
 
+def run_reference(
+    path: Path,
+    builder: Callable[..., Any],
+    train_data: Any,
+    eval_data: Any,
+    settings: TrialSettings,
+    model_name: str,
+    on_models: Callable[[list[Any]], None] | None = None,
+) -> TrialRecord:
+    """Evaluates the ReLU reference and writes its record to `path` (a failed reference is
+    recorded, not retried); `on_models` gets its trained replicas when it completes."""
+    number = 0
+    try:
+        record = run_trial(
+            builder,
+            REFERENCE_POINT,
+            train_data,
+            eval_data,
+            settings,
+            model_name=model_name,
+            number=number,
+            on_models=on_models,
+        )
+    except TrialFailedError as error:
+        record = failed_record(
+            REFERENCE_POINT, model_name=model_name, number=number, reason=str(error)
+        )
+    write_text(path, dumps(record.to_dict(), indent=2) + "\n")
+    return record
+
+
+def project_range(
+    project: Path,
+    builder: Callable[..., Any],
+    train_data: Any,
+    eval_data: Any,
+    space: SearchSpace,
+    settings: TrialSettings,
+    *,
+    model_name: str,
+    progress: Callable[[TrialRecord, int, int], None] | None = None,
+    trials: int = 0,
+) -> AutoRange:
+    """The auto width range of a project: read back from `auto_width_range.json`, else
+    measured on the ReLU reference (evaluated now, when `space.reference` and the project has
+    none yet) and written there."""
+    path = project / AUTO_RANGE_FILE
+    if path.exists():
+        return AutoRange.from_dict(decode(json.loads(path.read_text(encoding="utf-8"))))
+    measured: list[AutoRange] = []
+
+    def measure(models: list[Any]) -> None:
+        batch_size = settings.training.batch_size
+        measured.append(measure_range(models[:2], eval_data, space, batch_size=batch_size))
+
+    reference = project / REFERENCE_FILE
+    if space.reference and not reference.exists():
+        project.mkdir(parents=True, exist_ok=True)
+        record = run_reference(
+            reference, builder, train_data, eval_data, settings, model_name, on_models=measure
+        )
+        if progress is not None:
+            progress(record, 0, trials)
+    if measured:
+        auto = measured[0]
+    else:  # the reference ran before, failed, or is not evaluated
+        auto = reference_range(builder, train_data, eval_data, space, settings)
+    project.mkdir(parents=True, exist_ok=True)
+    write_text(path, dumps(auto.to_dict(), indent=2) + "\n")
+    return auto
+
+
+def load_auto_range(directory: str | Path, project_name: str) -> AutoRange | None:
+    """The auto width range a project recorded, or None."""
+    path = Path(directory) / project_name / AUTO_RANGE_FILE
+    if not path.exists():
+        return None
+    return AutoRange.from_dict(decode(json.loads(path.read_text(encoding="utf-8"))))
+
+
 def tune_keras_tuner(
     model_name: str,
     builder: Callable[..., Any],
@@ -522,6 +607,23 @@ def tune_keras_tuner(
             comparable_setup(space, settings, experiment, model=model_name, sampler=sampler),
             on_mismatch,
         )
+    if space.needs_range:  # fixed before the tuner declares the width's bounds
+        project = Path(directory) / project_name
+        if overwrite:  # start afresh now: the reference below belongs to the new project
+            shutil.rmtree(project, ignore_errors=True)
+            overwrite = False
+        auto = project_range(
+            project,
+            build,
+            train_data,
+            eval_data,
+            space,
+            settings,
+            model_name=model_name,
+            progress=progress,
+            trials=trials,
+        )
+        space = space.with_measured_range(auto.low, auto.high)
     quiet = contextlib.redirect_stdout(io.StringIO()) if not verbose else contextlib.nullcontext()
     with quiet:  # keras-tuner prints "Reloading Tuner from ..." unconditionally
         tuner = SmoothnessTuner(

@@ -29,6 +29,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no lock between local workers
     fcntl = None
 
+from keras_smelu.tuning._auto_range import AutoRange, measure_range, reference_range
 from keras_smelu.tuning._backends import BACKENDS, check_grid_trials
 from keras_smelu.tuning._early_stopping import TrialPrunedError, epoch_pruner
 from keras_smelu.tuning._fingerprint import experiment_fingerprint, suffixed_names
@@ -71,6 +72,8 @@ _SURPLUS = "surplus"
 _WORKER = "worker"
 # On the study: how many workers of the machine joined it (each draws its own sampler stream).
 _WORKERS = "keras_smelu_workers"
+# On the study: the measured auto width range (`_auto_range.AutoRange.to_dict()`).
+AUTO_RANGE_ATTR = "keras_smelu_width_range"
 INTERRUPTED_REASON = "interrupted or killed before it finished"
 ON_MISMATCH = ("error", "new_study")
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -194,7 +197,7 @@ def make_sampler(name: str, space: SearchSpace, *, trials: int, seed: int):
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
         check_grid_trials(trials)
-        grid: dict[str, list[Any]] = {"width": space.grid_widths(trials)}
+        grid: dict[str, list[Any]] = {"width": space.grid_widths(trials)}  # the measured range
         if len(space.families) > 1:
             grid[_FAMILY] = list(space.families)
         if "generalized_smelu" in space.families:
@@ -208,7 +211,7 @@ def suggest_point(trial, space: SearchSpace) -> SearchPoint:
     family = space.families[0]
     if len(space.families) > 1:
         family = trial.suggest_categorical(_FAMILY, list(space.families))
-    width = trial.suggest_float("width", space.width_low, space.width_high, log=space.log)
+    width = trial.suggest_float("width", space.low, space.high, log=space.log)
     params = {}
     if family == "generalized_smelu":
         params["slope_left"] = trial.suggest_float(
@@ -560,11 +563,8 @@ def optimize(
 
     study = open_study(study_name)
     _fail_dead_trials(study)
-    study.sampler = make_sampler(
-        sampler, space, trials=trials, seed=_sampler_seed(seed, study, storage)
-    )
 
-    def run(point: SearchPoint, number: int, on_epoch=None) -> TrialRecord:
+    def run(point: SearchPoint, number: int, on_epoch=None, on_models=None) -> TrialRecord:
         return run_trial(
             builder,
             point,
@@ -574,14 +574,40 @@ def optimize(
             model_name=model_name,
             number=number,
             on_epoch=on_epoch,
+            on_models=on_models,
         )
+
+    # An auto range is measured on the reference's first pair, kept for that alone.
+    measured: list[AutoRange] = []
+    measure = None
+    if space.needs_range and AUTO_RANGE_ATTR not in study.user_attrs:
+
+        def measure(models):
+            batch_size = settings.training.batch_size
+            measured.append(measure_range(models[:2], eval_data, space, batch_size=batch_size))
 
     ref_study = None
     if space.reference:
         ref_study = open_study(reference_study_name(study_name))
-        record = _evaluate_reference(ref_study, storage, run, model_name)
+        record = _evaluate_reference(
+            ref_study,
+            storage,
+            lambda point, number: run(point, number, on_models=measure),
+            model_name,
+        )
         if record is not None and progress is not None:
             progress(record, _done(study), trials)
+    if space.needs_range:
+        auto = _study_range(
+            study,
+            storage,
+            measured,
+            lambda: reference_range(builder, train_data, eval_data, space, settings),
+        )
+        space = space.with_measured_range(auto.low, auto.high)
+    study.sampler = make_sampler(
+        sampler, space, trials=trials, seed=_sampler_seed(seed, study, storage)
+    )
 
     capped = []
 
@@ -627,6 +653,33 @@ def optimize(
     if capped:  # the study's last trials run in other workers: report them too
         _wait_for_running(study)
     return study_result(study, ref_study, model_name, settings)
+
+
+def _study_range(study, storage: str, measured: list[AutoRange], measure_again) -> AutoRange:
+    """The study's auto width range: as stored (a resumed run or another worker searches the
+    same range), else the one measured now, stored as a study attribute; `measure_again()`
+    measures it when this run did not (the reference ran earlier, or failed)."""
+    stored = study.user_attrs.get(AUTO_RANGE_ATTR)
+    if stored is not None:
+        return AutoRange.from_dict(stored)
+    auto = measured[0] if measured else measure_again()
+    with _storage_lock(storage):
+        stored = study.user_attrs.get(AUTO_RANGE_ATTR)
+        if stored is not None:  # another worker stored it first: search the same range
+            return AutoRange.from_dict(stored)
+        study.set_user_attr(AUTO_RANGE_ATTR, auto.to_dict())
+    return auto
+
+
+def load_auto_range(storage: str, study_name: str) -> AutoRange | None:
+    """The auto width range a study recorded, or None (a given range, or none measured)."""
+    optuna = _optuna()
+    try:
+        study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
+    except KeyError:
+        return None
+    stored = study.user_attrs.get(AUTO_RANGE_ATTR)
+    return None if stored is None else AutoRange.from_dict(stored)
 
 
 def _epoch_pruner(study, ref_study, model_name: str, settings: TrialSettings):

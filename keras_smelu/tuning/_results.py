@@ -607,10 +607,18 @@ class TuningReport:
         return cls.from_json(path)
 
     def summary(self) -> str:
-        """The frontier tables of every model."""
+        """The frontier tables of every model (each under its measured width range, for an
+        auto range)."""
         if not self.results:
             return "(no results)"
-        return "\n\n".join(r.frontier_table() for r in self.results.values())
+        from keras_smelu.tuning._auto_range import describe
+
+        auto = self.metadata.get("auto_width_range") or {}
+        return "\n\n".join(
+            (f"{r.model}: {describe(auto[r.model])}\n" if auto.get(r.model) else "")
+            + r.frontier_table()
+            for r in self.results.values()
+        )
 
 
 def plot_filename(model: str) -> str:

@@ -18,10 +18,17 @@ Every family is placed on one axis, the *width*, in SmeLU's units (its half-widt
   (`keras_smelu.activations.beta_to_scale` / `scale_to_beta` hold this mapping.)
 
 - `"relu"` is the reference (width 0); it is not searched but evaluated once per model.
+
+With `width_range="auto"` the searched range is not given but measured: after the ReLU
+reference is trained, `keras_smelu.diagnostics.auto_width_range` reads the scales of its
+pre-activations (`_auto_range.AUTO_RULE`) and the search runs over that range, clamped to
+`[width_low, width_high]`. The measured range is stored with the study (a resume reuses it)
+and set on the space with `with_measured_range`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from collections.abc import Mapping
@@ -35,6 +42,8 @@ from keras_smelu.activations import COMPARATORS, beta_to_scale, check_width
 
 REFERENCE_FAMILY = "relu"
 FAMILIES = ("smelu", "generalized_smelu", *COMPARATORS)
+AUTO_RANGE = "auto"
+"""`SearchSpace.width_range` that measures the range from the ReLU reference."""
 
 # Extra searched parameters per family (their ranges are SearchSpace fields).
 FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
@@ -117,8 +126,19 @@ class SearchSpace:
 
     Attributes:
         families: Families to search, from `FAMILIES` (ReLU is the reference, not listed).
-        width_low: Smallest width (SmeLU `beta` units); positive when `log` is true.
-        width_high: Largest width; above `width_low`.
+        width_low: Smallest width (SmeLU `beta` units); positive when `log` is true. With
+            `width_range="auto"`, the least width the measured range may start at.
+        width_high: Largest width; above `width_low`. With `width_range="auto"`, the most
+            the measured range may reach (then at least ten times `width_low`).
+        width_range: `None` (default): search `[width_low, width_high]`. `"auto"`: search
+            the range measured from the ReLU reference's pre-activation scales (its first
+            pair's two replicas on at most 4,096 evaluation rows): from the smallest width at
+            which some hidden layer has 1% of its pre-activations inside SmeLU's band to the
+            largest at which every hidden layer has 90% inside
+            (`keras_smelu.diagnostics.auto_width_range`), clamped to `[width_low,
+            width_high]`, at least one decade wide.
+        measured_range: The measured `(low, high)` of an auto range once known (set by the
+            tuner with `with_measured_range`; not a job file field).
         log: Sample the width on a log scale (the useful range spans decades, docs/findings.md).
         slope_left_low: Lower bound of g-SmeLU's left slope.
         slope_left_high: Upper bound of g-SmeLU's left slope (below 1).
@@ -128,10 +148,12 @@ class SearchSpace:
     families: tuple[str, ...] = ("smelu",)
     width_low: float = 0.01
     width_high: float = 10.0
+    width_range: str | None = None
     log: bool = True
     slope_left_low: float = 0.0
     slope_left_high: float = 0.3
     reference: bool = True
+    measured_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.families, list):
@@ -186,6 +208,22 @@ class SearchSpace:
                 detail=f"expected a positive number below width_high ({self.width_high!r}), "
                 f"got {self.width_low!r}",
             )
+        if self.width_range is not None:
+            if self.width_range != AUTO_RANGE:
+                raise SettingError(
+                    "width_range",
+                    expected=f"{AUTO_RANGE!r} (omit it to search [width_low, width_high])",
+                    received=self.width_range,
+                )
+            if self.width_high < 10.0 * self.width_low:
+                raise SettingError(
+                    "width_high",
+                    detail="with width_range = \"auto\", width_low and width_high bound the "
+                    "measured range and must span at least a decade; expected width_high >= "
+                    f"{10.0 * self.width_low:g}, got {self.width_high!r}",
+                )
+        if self.measured_range is not None:
+            self._check_measured_range()
         if not 0.0 <= self.slope_left_low <= self.slope_left_high < 1.0:
             raise SettingError(
                 "slope_left_high",
@@ -193,24 +231,86 @@ class SearchSpace:
                 f"{self.slope_left_low!r} and {self.slope_left_high!r}",
             )
 
+    def _check_measured_range(self) -> None:
+        value = self.measured_range
+        if isinstance(value, list):
+            value = tuple(value)
+            object.__setattr__(self, "measured_range", value)
+        if self.width_range != AUTO_RANGE:
+            raise SettingError(
+                "measured_range",
+                detail=f"a measured range needs width_range = {AUTO_RANGE!r}; got "
+                f"width_range={self.width_range!r}",
+            )
+        ok = (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            and 0.0 < value[0] < value[1] < math.inf
+        )
+        if not ok:
+            raise SettingError(
+                "measured_range", expected="(low, high) with 0 < low < high", received=value
+            )
+
     def validate(self) -> SearchSpace:
         """Every field is checked when the space is made; kept for callers. Returns `self`."""
         return self
+
+    @property
+    def is_auto(self) -> bool:
+        """Whether the range is measured from the ReLU reference (`width_range="auto"`)."""
+        return self.width_range == AUTO_RANGE
+
+    @property
+    def needs_range(self) -> bool:
+        """Whether the range is still to be measured: auto, and not measured yet."""
+        return self.is_auto and self.measured_range is None
+
+    @property
+    def low(self) -> float:
+        """The smallest searched width: the measured one for an auto range."""
+        return float(self.measured_range[0] if self.measured_range else self.width_low)
+
+    @property
+    def high(self) -> float:
+        """The largest searched width: the measured one for an auto range."""
+        return float(self.measured_range[1] if self.measured_range else self.width_high)
+
+    def with_measured_range(self, low: float, high: float) -> SearchSpace:
+        """This auto space with its measured range `(low, high)` set."""
+        if not self.is_auto:
+            raise ValueError(
+                f"Only a space with width_range={AUTO_RANGE!r} takes a measured range; "
+                f"received: width_range={self.width_range!r}"
+            )
+        return dataclasses.replace(self, measured_range=(float(low), float(high)))
+
+    def describe_range(self) -> str:
+        """The searched range in words, e.g. `"widths 0.05-3.2 (auto: from ReLU's
+        pre-activation scales)"`."""
+        text = f"widths {self.low:.3g}-{self.high:.3g}"
+        if self.is_auto:
+            where = "from ReLU's pre-activation scales" if self.measured_range else "not measured"
+            text += f" (auto: {where})"
+        return text
 
     def widths(self, n: int) -> np.ndarray:
         """`n` widths spread over the range (geometrically when `log`), both ends included."""
         if n < 1:
             raise ValueError(f"n must be at least 1; got {n=}")
-        if n == 1:
-            middle = (
-                math.sqrt(self.width_low * self.width_high)
-                if self.log
-                else (self.width_low + self.width_high) / 2.0
+        if self.needs_range:
+            raise ValueError(
+                "The widths of an auto range are known once it is measured from the ReLU "
+                "reference (with_measured_range); received: an auto range not yet measured"
             )
+        low, high = self.low, self.high
+        if n == 1:
+            middle = math.sqrt(low * high) if self.log else (low + high) / 2.0
             return np.array([middle])
         if self.log:
-            return np.geomspace(self.width_low, self.width_high, n)
-        return np.linspace(self.width_low, self.width_high, n)
+            return np.geomspace(low, high, n)
+        return np.linspace(low, high, n)
 
     def grid_widths(self, trials: int) -> list[float]:
         """The widths of the "grid" sampler (both backends): `ceil(trials / len(families))`

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from keras_smelu._replica_summary import EXTRA_PD_KINDS, PairMeasures
 from keras_smelu.replicas import ReplicaSettings
 from keras_smelu.tuning._early_stopping import TrialPrunedError
 from keras_smelu.tuning._fingerprint import MODEL_KEY, UNAVAILABLE
-from keras_smelu.tuning._objective import Objective
+from keras_smelu.tuning._objective import RANKING_OBJECTIVES, Objective
 from keras_smelu.tuning._record import TrialRecord, system_info
 from keras_smelu.tuning._space import REFERENCE_FAMILY, SearchPoint
 
@@ -77,6 +78,112 @@ class TrialFailedError(RuntimeError):
 REFERENCE_POINT = SearchPoint(REFERENCE_FAMILY, 0.0)
 
 
+def _eval_column(eval_data: Any, name: str, batch_size: int) -> np.ndarray:
+    """The input column `name` of the evaluation rows, in prediction order."""
+    from keras_smelu._replica_data import ArrayData, prepare_data
+
+    adapter = prepare_data(eval_data, "eval_data", batch_size)
+    if isinstance(adapter, ArrayData):
+        inputs = [adapter.x]
+    else:  # batches of (x, y, ...)
+        batches = adapter.predict_kwargs()["x"]
+        if hasattr(batches, "as_numpy_iterator"):
+            batches = batches.as_numpy_iterator()
+        inputs = [batch[0] for batch in batches]
+    columns = []
+    for x in inputs:
+        if not isinstance(x, Mapping) or name not in x:
+            known = sorted(x) if isinstance(x, Mapping) else f"{type(x).__name__} inputs"
+            raise ValueError(
+                f"The objective's `group` names no evaluation input column: expected one of "
+                f"{known}; received: group={name!r}"
+            )
+        column = np.asarray(x[name])
+        columns.append(column.reshape(column.shape[0], -1)[:, 0])
+    return np.concatenate(columns)
+
+
+def pair_measures(eval_data: Any, settings: TrialSettings) -> PairMeasures | None:
+    """What the objective's churn or ranking kind needs besides the predictions (labels,
+    groups), or None for the PD kinds of `prediction_difference`."""
+    from keras_smelu._replica_data import prepare_data
+
+    objective = settings.objective
+    if objective.pd not in EXTRA_PD_KINDS:
+        return None
+    batch_size = settings.training.batch_size
+    labels = prepare_data(eval_data, "eval_data", batch_size).labels()
+    if labels is not None:
+        labels = np.asarray(labels).reshape(len(labels), -1)
+        binary = labels.shape[1] == 1 and bool(np.isin(labels, (0, 1)).all())
+        labels = labels[:, 0] if binary else None
+    groups = None
+    if objective.pd in RANKING_OBJECTIVES:
+        groups = _eval_column(eval_data, objective.group, batch_size)
+    return PairMeasures(
+        labels=labels,
+        groups=groups,
+        threshold=float(objective.churn_threshold),
+        k=int(objective.top_k),
+        p=float(objective.rbo_p),
+    )
+
+
+def train_point(
+    builder: Callable[..., Any],
+    point: SearchPoint,
+    train_data: Any,
+    eval_data: Any,
+    settings: TrialSettings,
+    **kwargs: Any,
+) -> Any:
+    """`train_replicas` for the activation of `point` under `settings`, recording the
+    objective's churn or ranking kind per pair when it is one of them.
+
+    Args:
+        **kwargs: More arguments of `train_replicas` (`on_epoch`, `return_models`).
+
+    Returns:
+        The `ReplicaReport`; its `pd` and every pair's per-epoch `pd` hold the objective's kind.
+
+    Raises:
+        ValueError: the objective's kind is not measured for this task (e.g. churn of a
+            regression), naming the kinds that are.
+    """
+    from keras_smelu._replica_summary import extra_measures
+    from keras_smelu.replicas import train_replicas
+
+    objective = settings.objective
+    measures = pair_measures(eval_data, settings)
+    # Churn and ranking kinds ride along with the relative PD (the replicas' headline).
+    base = "relative" if measures is not None else objective.pd
+    with extra_measures(measures):
+        report = train_replicas(
+            builder,
+            train_data,
+            eval_data,
+            activation=point.make_activation(),
+            settings=settings.training,
+            pd=base,
+            verbose=settings.verbose,
+            **kwargs,
+        )
+    if measures is not None and objective.pd not in report.pd:
+        raise ValueError(
+            f"pd = {objective.pd!r} is not measured for a {report.task} task (churn needs a "
+            f"binary task with 0/1 labels); expected one of {sorted(report.pd)}; received: "
+            f"pd={objective.pd!r}"
+        )
+    return report
+
+
+def objective_kind(report: Any, settings: TrialSettings) -> str:
+    """The per-pair PD kind a trial reports: the objective's churn or ranking kind, else the
+    replicas' headline kind (relative PD of a regression is relative to the mean)."""
+    pd = settings.objective.pd
+    return pd if pd in EXTRA_PD_KINDS else report.pd_kind
+
+
 def run_trial(
     builder: Callable[..., Any],
     point: SearchPoint,
@@ -87,31 +194,33 @@ def run_trial(
     model_name: str,
     number: int,
     on_epoch: Callable[[int, list[dict[str, Any]]], None] | None = None,
+    on_models: Callable[[list[Any]], None] | None = None,
 ) -> TrialRecord:
     """Trains the replica pairs of `point` and returns the complete trial record.
 
     Args:
         on_epoch: Passed to `train_replicas` (early stopping: `_early_stopping.epoch_pruner`).
+        on_models: Called with the trained replicas `[pair1_a, pair1_b, ...]` of a complete
+            trial (the ReLU reference of an auto width range); they are kept only then.
 
     Raises:
         TrialFailedError: when a loss turns NaN/inf; the message is the reason to record.
         TrialPrunedError: when `on_epoch` stops the trial; its `record` is the pruned record.
         ValueError: when the model does not measure the accuracy objective (stops the study).
     """
-    from keras_smelu.replicas import NonFiniteLossError, train_replicas
+    from keras_smelu.replicas import NonFiniteLossError
 
     objective = settings.objective
     start = time.perf_counter()
     try:
-        report = train_replicas(
+        report = train_point(
             builder,
+            point,
             train_data,
             eval_data,
-            activation=point.make_activation(),
-            settings=settings.training,
-            pd=objective.pd,
-            verbose=settings.verbose,
+            settings,
             on_epoch=on_epoch,
+            return_models=on_models is not None,
         )
     except NonFiniteLossError as error:
         raise TrialFailedError(str(error)) from error
@@ -137,9 +246,11 @@ def run_trial(
     if degenerate is not None:
         raise TrialFailedError(degenerate)
     accuracy = float(report.metrics[objective.accuracy])
-    if not math.isfinite(accuracy) or not math.isfinite(report.pd_value):
+    kind = objective_kind(report, settings)
+    pd_value = float(report.pd[kind])
+    if not math.isfinite(accuracy) or not math.isfinite(pd_value):
         raise TrialFailedError(
-            f"non-finite objectives: {objective.accuracy}={accuracy}, pd={report.pd_value}"
+            f"non-finite objectives: {objective.accuracy}={accuracy}, pd={pd_value}"
         )
     metrics = {f"val_{k}": float(v) for k, v in report.metrics.items()}
     metrics.update({f"pd_{k}": float(v) for k, v in report.pd.items()})
@@ -148,16 +259,18 @@ def run_trial(
     metrics["replica_seconds"] = float(report.wall_seconds)  # the whole train_replicas call
     history = {
         "accuracy": tuple(float(h["metrics"][objective.accuracy]) for h in report.history),
-        "pd": tuple(float(h["pd"][report.pd_kind]) for h in report.history),
+        "pd": tuple(float(h["pd"][kind]) for h in report.history),
     }
+    if on_models is not None:
+        on_models(report.models)
     return _record_of_point(
         point,
         model_name,
         number,
         accuracy=accuracy,
-        pd=float(report.pd_value),
+        pd=pd_value,
         accuracy_std=float(report.metrics_std.get(objective.accuracy, math.nan)),
-        pd_std=float(report.pd_std.get(report.pd_kind, math.nan)),
+        pd_std=float(report.pd_std.get(kind, math.nan)),
         epoch=report.epoch,
         seeds=tuple(int(p["seeds"]["train"]) for p in report.pair_results),
         duration_s=time.perf_counter() - start,
@@ -279,6 +392,9 @@ def comparable_setup(
     the experiment's `fingerprint` (data, model, versions: `_fingerprint.experiment_fingerprint`)
     and any `extra` keys of the backend. Trials run under another setup are not comparable."""
     setup = {f"space.{k}": v for k, v in dataclasses.asdict(space).items()}
+    setup.pop("space.measured_range", None)  # measured by the study itself (auto range)
+    if setup.get("space.width_range", 0) is None:  # as studies written before the field
+        setup.pop("space.width_range")
     training = dataclasses.asdict(settings.training)
     training.pop("fused")  # speed only: fused pairs train bit for bit as sequential ones
     training.pop("first_pair")  # which pairs a call trains; a study's trials start at 0
@@ -289,6 +405,7 @@ def comparable_setup(
     objective = settings.objective
     training.update(accuracy=objective.accuracy, direction=objective.accuracy_direction)
     training.update(pd=objective.pd)
+    training.update(objective.measure_settings)
     setup.update({f"settings.{k}": v for k, v in training.items()})
     setup.update(fingerprint or {})
     setup.update(extra)

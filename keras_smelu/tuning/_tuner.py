@@ -157,7 +157,7 @@ def tune(
     fingerprint: Mapping[str, Any] | None = None,
     on_mismatch: str = "error",
     families: tuple[str, ...] | list[str] | None = None,
-    width_range: tuple[float, float] | None = None,
+    width_range: tuple[float, float] | str | None = None,
     log: bool | None = None,
     slope_left_range: tuple[float, float] | None = None,
     reference: bool | None = None,
@@ -228,7 +228,10 @@ def tune(
             "new_study" runs a new study `<study>.2` (`.3`, ...) instead.
         families: `space.families`: "smelu", "generalized_smelu", "gelu", "swish",
             "softplus" (comparators share SmeLU's width axis by matched curvature).
-        width_range: `(space.width_low, space.width_high)`, in SmeLU `beta` units.
+        width_range: `(space.width_low, space.width_high)`, in SmeLU `beta` units; or
+            `"auto"` (`space.width_range`): the range measured from the ReLU reference's
+            pre-activation scales (within `width_low`-`width_high`), recorded in the results
+            (`metadata["auto_width_range"]`) and kept by a resumed study.
         log: `space.log`: sample widths on a log scale.
         slope_left_range: `(space.slope_left_low, space.slope_left_high)` of g-SmeLU.
         reference: `space.reference`: evaluate the ReLU reference point.
@@ -272,8 +275,9 @@ def tune(
         SearchSpace,
         "space",
         families=None if families is None else tuple(families),
-        width_low=None if width_range is None else width_range[0],
-        width_high=None if width_range is None else width_range[1],
+        width_range="auto" if width_range == "auto" else None,
+        width_low=None if width_range in (None, "auto") else width_range[0],
+        width_high=None if width_range in (None, "auto") else width_range[1],
         log=log,
         slope_left_low=None if slope_left_range is None else slope_left_range[0],
         slope_left_high=None if slope_left_range is None else slope_left_range[1],
@@ -336,6 +340,7 @@ def tune(
     progress = _Progress(settings) if verbose else None
 
     results = []
+    auto_ranges: dict[str, Any] = {}
     started = time.time()
     interrupted = False
     try:
@@ -365,6 +370,9 @@ def tune(
                 )
             )
             result = _with_decision_settings(result, settings)
+            if space.is_auto:
+                auto = chosen.load().load_auto_range(storage, result.study_name)
+                auto_ranges[name] = None if auto is None else auto.to_dict()
             if settings.objective.confirm_pairs:
                 result = confirm(
                     result,
@@ -390,6 +398,7 @@ def tune(
         "trials": trials,
         "settings": settings_metadata(settings),
         "space": dataclasses.asdict(space),
+        **({"auto_width_range": auto_ranges} if space.is_auto else {}),
         "started": started,
         "interrupted": interrupted,
         "system": system_info(),
