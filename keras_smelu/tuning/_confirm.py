@@ -206,19 +206,19 @@ def pair_trainer(
 ) -> Callable[[TrialRecord, int], dict[str, Any]]:
     """`train_pair(record, index)` for `confirm`: pair `index` of the record's search point,
     with the trials' settings and that pair's seeds."""
-    from keras_smelu.replicas import train_replicas
     from keras_smelu.tuning._space import SearchPoint
+    from keras_smelu.tuning._trial import train_point
 
     def train_pair(record: TrialRecord, index: int) -> dict[str, Any]:
         point = SearchPoint(record.family, record.width, dict(record.params))
-        report = train_replicas(
+        training = dataclasses.replace(settings.training, first_pair=index, pairs=1)
+        # As a trial trains it: the objective's churn or ranking kind is recorded too.
+        report = train_point(
             builder,
+            point,
             train_data,
             eval_data,
-            activation=point.make_activation(),
-            settings=dataclasses.replace(settings.training, first_pair=index, pairs=1),
-            pd=settings.objective.pd,
-            verbose=settings.verbose,
+            dataclasses.replace(settings, training=training),
         )
         return report.pair_results[0]
 

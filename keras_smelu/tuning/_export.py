@@ -201,6 +201,14 @@ def _trained_pair_one(builder, train_data, eval_data, trial: TrialRecord, traini
     return report.models[0], dict(pair["replicas"][0]["metrics"][-1]), pair["seeds"]
 
 
+def _headline_pd(pd: Any) -> str:
+    """The replicas' headline PD kind for an objective's `pd`: churn and ranking kinds are
+    measured beside relative PD (export compares metrics, not PD)."""
+    from keras_smelu._replica_summary import EXTRA_PD_KINDS
+
+    return "relative" if pd in EXTRA_PD_KINDS else str(pd)
+
+
 def _recorded_pair_one(trial: TrialRecord) -> tuple[dict[str, float] | None, Any]:
     """Replica a's metrics at the reported epoch in the study's pair 1, and the pair's seeds."""
     pair = next((p for p in trial.pairs if int(p.get("pair", 0)) == 1), None)
@@ -341,7 +349,7 @@ def export_trial(
         eval_data,
         chosen,
         training,
-        str(flat_settings.get("pd", "relative")),
+        _headline_pd(flat_settings.get("pd", "relative")),
     )
     if recorded_seeds is not None and recorded_seeds != seeds:
         raise ValueError(
