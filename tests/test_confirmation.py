@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import signal
 import time
 
@@ -14,6 +15,7 @@ from keras_smelu.tuning._confirm import (
     FilePairStore,
     confirm,
     confirmation_targets,
+    round_size,
     with_pairs,
 )
 
@@ -72,9 +74,9 @@ class CountingTrainer:
     def __init__(self):
         self.calls: list[tuple[int, int]] = []
 
-    def __call__(self, trial: TrialRecord, index: int) -> dict:
-        self.calls.append((trial.number, index + 1))
-        return pair_record(trial.number, index)
+    def __call__(self, trial: TrialRecord, first: int, count: int) -> list[dict]:
+        self.calls.extend((trial.number, k + 1) for k in range(first, first + count))
+        return [pair_record(trial.number, k) for k in range(first, first + count)]
 
 
 def test_with_pairs_adds_only_new_pairs_and_recomputes_the_point():
@@ -191,8 +193,9 @@ def test_confirmation_resumes_after_sigkill_without_redoing_a_pair(tmp_path):
     after = _confirm_keys(storage, study)
     assert len(after) == len(set(after))  # no pair confirmed twice
     assert set(before) <= set(after)
-    for number, pair in before:
-        assert f"confirm #{number} " not in out or f": pair {pair}\n" not in _lines_of(out, number)
+    retrained = _trained_pairs(out)
+    assert retrained, f"the resumed run confirmed nothing:\n{out[-3000:]}"
+    assert not set(before) & retrained
     from keras_smelu.tuning import TuningReport
 
     result = TuningReport.load(tmp_path / "out").results["embedding_mlp"]
@@ -201,5 +204,33 @@ def test_confirmation_resumes_after_sigkill_without_redoing_a_pair(tmp_path):
         assert pair in {p["pair"] for p in trial.pairs}
 
 
-def _lines_of(out: str, number: int) -> str:
-    return "".join(line + "\n" for line in out.splitlines() if f"confirm #{number} " in line)
+def _trained_pairs(out: str) -> set[tuple[int, int]]:
+    """(trial, pair) of every pair a run's progress lines say it confirmed."""
+    trained = set()
+    for number, first, last in re.findall(r"confirm #(\d+) .*: pairs (\d+)(?:-(\d+))? of", out):
+        for pair in range(int(first), int(last or first) + 1):
+            trained.add((int(number), pair))
+    return trained
+
+
+def test_rounds_grow_by_half_and_stop_at_the_budget():
+    sizes, have = [], 3
+    while have < 10:
+        have = round_size(have, 10)
+        sizes.append(have)
+    assert sizes == [5, 8, 10]
+    assert round_size(1, 10) == 2  # at least one more pair
+    assert round_size(9, 10) == 10
+
+
+def test_a_round_trains_each_point_in_one_call(tmp_path):
+    calls = []
+
+    def trainer(trial, first, count):
+        calls.append((trial.number, first, count))
+        return [pair_record(trial.number, k) for k in range(first, first + count)]
+
+    confirm(result(3), FilePairStore(tmp_path / "confirm"), trainer, confirm_pairs=8)
+    assert calls, "the constructed case must need confirmation"
+    first_round = [c for c in calls if c[1] == 3]
+    assert first_round and all(count == 2 for _, _, count in first_round)  # 3 -> 5 pairs

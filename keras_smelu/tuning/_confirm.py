@@ -5,8 +5,10 @@ the budget or the PD-ratio-1 line), and a recommendation chosen as the best of m
 flatters itself. The confirmation stage gives the points that decide the answer (ReLU, the
 recommended point, the unresolved points of the frontier) more pairs,
 continuing their pair indices with the same seeds as in the search (pair k is pair k in every
-trial), in rounds that bring each such point to one pair more than ReLU had, until the
-decision is resolved or ReLU has `confirm_pairs` pairs.
+trial), in rounds that bring each such point to half as many pairs again as ReLU had (3, 5, 8,
+12, ...; at most `confirm_pairs`), until the decision is resolved or ReLU has `confirm_pairs`
+pairs. A round trains a point's new pairs in one call (one program where the replicas stack),
+and growing rounds reach a resolved decision in few of them.
 
 Each confirmed pair is stored as soon as it is trained (an Optuna study `<study>/confirm`, or
 JSON files in a folder for keras-tuner), so a killed confirmation resumes without redoing a pair.
@@ -153,7 +155,7 @@ def confirmation_targets(result: TuningResult) -> list[TrialRecord]:
 def confirm(
     result: TuningResult,
     store: PairStore,
-    train_pair: Callable[[TrialRecord, int], Mapping[str, Any]],
+    train_pairs: Callable[[TrialRecord, int, int], list[Mapping[str, Any]]],
     *,
     confirm_pairs: int,
     progress: Callable[[str], None] | None = None,
@@ -163,8 +165,9 @@ def confirm(
     Args:
         result: The search's result (records with per-pair data).
         store: Where confirmed pairs are kept; pairs already there are used, never redone.
-        train_pair: `train_pair(record, index)` trains pair `index` (0-based) of the record's
-            search point and returns the pair's record (as `ReplicaReport.pair_results`).
+        train_pairs: `train_pairs(record, first, count)` trains pairs `first` to
+            `first + count - 1` (0-based) of the record's search point and returns their
+            records (as `ReplicaReport.pair_results`).
         confirm_pairs: Pairs per point the stage may reach.
         progress: Called with a line per confirmed pair.
 
@@ -176,19 +179,38 @@ def confirm(
         targets = confirmation_targets(result)
         if not targets or len(targets[0].pairs) >= confirm_pairs:
             return result
-        size = len(targets[0].pairs) + 1
+        size = round_size(len(targets[0].pairs), confirm_pairs)
         # ReLU last: comparisons use the pairs a point shares with ReLU, so a round cut short
         # by a kill leaves the decision, and so the next run's round, unchanged.
         for trial in targets[1:] + targets[:1]:
             have = {int(p["pair"]) for p in trial.pairs}
-            for index in range(1, size + 1):
-                if index in have:
-                    continue
-                record = train_pair(trial, index - 1)
-                store.save(trial.number, index, record)
+            missing = [index for index in range(1, size + 1) if index not in have]
+            for first, count in _runs(missing):
+                records = train_pairs(trial, first - 1, count)
+                for index, record in zip(range(first, first + count), records, strict=True):
+                    store.save(trial.number, index, record)
                 if progress is not None:
                     where = f"[{result.model}] confirm #{trial.number} {trial.label}"
-                    progress(f"{where}: pair {index}")
+                    shown = str(first) if count == 1 else f"{first}-{first + count - 1}"
+                    progress(f"{where}: pairs {shown} of {size}")
+
+
+def round_size(have: int, confirm_pairs: int) -> int:
+    """Pairs per point after the next round: half as many again (at least one more), capped
+    at `confirm_pairs`. Geometric rounds resolve a clear decision in few rounds and spend the
+    whole budget only where it stays close."""
+    return min(confirm_pairs, max(have + 1, math.ceil(have * 1.5)))
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """`[(first, count), ...]`: the sorted indices as runs of consecutive numbers."""
+    runs: list[tuple[int, int]] = []
+    for index in indices:
+        if runs and runs[-1][0] + runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((index, 1))
+    return runs
 
 
 def pair_store(backend: Any, storage: str, study_id: str) -> PairStore:
@@ -203,15 +225,15 @@ def pair_store(backend: Any, storage: str, study_id: str) -> PairStore:
 
 def pair_trainer(
     builder: Callable[..., Any], train_data: Any, eval_data: Any, settings: Any
-) -> Callable[[TrialRecord, int], dict[str, Any]]:
-    """`train_pair(record, index)` for `confirm`: pair `index` of the record's search point,
-    with the trials' settings and that pair's seeds."""
+) -> Callable[[TrialRecord, int, int], list[dict[str, Any]]]:
+    """`train_pairs(record, first, count)` for `confirm`: pairs `first` to `first + count - 1`
+    of the record's search point, with the trials' settings and those pairs' seeds."""
     from keras_smelu.tuning._space import SearchPoint
     from keras_smelu.tuning._trial import train_point
 
-    def train_pair(record: TrialRecord, index: int) -> dict[str, Any]:
+    def train_pairs(record: TrialRecord, first: int, count: int) -> list[dict[str, Any]]:
         point = SearchPoint(record.family, record.width, dict(record.params))
-        training = dataclasses.replace(settings.training, first_pair=index, pairs=1)
+        training = dataclasses.replace(settings.training, first_pair=first, pairs=count)
         # As a trial trains it: the objective's churn or ranking kind is recorded too.
         report = train_point(
             builder,
@@ -220,6 +242,6 @@ def pair_trainer(
             eval_data,
             dataclasses.replace(settings, training=training),
         )
-        return report.pair_results[0]
+        return list(report.pair_results)
 
-    return train_pair
+    return train_pairs
