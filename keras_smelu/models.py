@@ -3,11 +3,17 @@
 Both take the activation of their hidden layers as an argument (a name such as `"relu"` or
 `"smelu"`, a callable, or a Keras layer instance), which is what the tuner varies, and both
 return a compiled functional `keras.Model` that takes a dict of the dataset's features.
+
+`warm_start` makes a builder of the same kind from a saved, trained model: each model it builds
+starts from the saved weights, with the activation swapped in.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import keras
@@ -219,6 +225,121 @@ def deep_cross(
         deep = _mlp(x0, hidden, activation, normalization, dropout, prefix="deep")
         out = keras.layers.Concatenate(name="cross_deep")([x, deep])
     return _finish(inputs, out, spec, optimizer, learning_rate, name or "deep_cross")
+
+
+class WarmStart:
+    """A builder `activation -> compiled keras.Model` whose models start from a saved model.
+
+    Made by `warm_start`. Attributes: `path` (the `.keras` file) and `sha256` (a digest of
+    its bytes, which a tuning study records so that a resume with another file is refused).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        optimizer: str | keras.optimizers.Optimizer = "adam",
+        learning_rate: float = 1e-3,
+        match: str | Sequence[str] = "relu",
+    ) -> None:
+        path = Path(path).expanduser()
+        if path.suffix != ".keras" or not path.is_file():
+            what = "no such file" if not path.exists() else "not a .keras file"
+            raise ValueError(
+                f"Argument `path` must name a saved model file ending in '.keras'; received: "
+                f"{str(path)!r} ({what})"
+            )
+        _optimizer(optimizer, learning_rate)  # checked now, built afresh per model
+        self.path = path
+        self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.match = match
+        self._base: keras.Model | None = None
+
+    def base(self) -> keras.Model:
+        """The saved model, loaded once (`safe_mode=True`)."""
+        if self._base is None:
+            model = keras.saving.load_model(self.path, safe_mode=True)
+            if not model.get_compile_config():
+                raise ValueError(
+                    "A warm start needs a model saved after `compile` (its loss and metrics "
+                    f"are kept); received: {str(self.path)!r}, saved uncompiled"
+                )
+            self._base = model
+        return self._base
+
+    def __call__(self, activation: Activation = "relu") -> keras.Model:
+        from keras_smelu.surgery import activation_name, replace_activations
+
+        base = self.base()
+        is_relu = activation == "relu" if isinstance(activation, str) else (
+            activation is not None and activation_name(activation) == "relu"
+        )
+        if is_relu:  # the reference: the model as saved
+            model = keras.models.clone_model(base)
+            model.set_weights(base.get_weights())
+        else:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # nothing to swap is refused just below
+                model, replaced = replace_activations(base, activation, match=self.match)
+            if not replaced:
+                raise ValueError(
+                    f"The warm-start model has no activation named {self.match!r} to swap for "
+                    f"{activation!r}; received: {str(self.path)!r}"
+                )
+        config = dict(base.get_compile_config())
+        config["optimizer"] = keras.optimizers.serialize(
+            _optimizer(self.optimizer, self.learning_rate)
+        )
+        model.compile_from_config(config)
+        return model
+
+    def __repr__(self) -> str:
+        return f"warm_start({str(self.path)!r})"
+
+
+def warm_start(
+    path: str | os.PathLike[str],
+    *,
+    optimizer: str | keras.optimizers.Optimizer = "adam",
+    learning_rate: float = 1e-3,
+    match: str | Sequence[str] = "relu",
+) -> WarmStart:
+    """A model builder whose models start from the weights of a saved, trained model.
+
+    `builder(activation)` loads `path` (once, `safe_mode=True`), swaps every activation named
+    `match` for `activation` with `keras_smelu.surgery.replace_activations` (every weight
+    kept; for `"relu"`, the ReLU reference, the model as saved), and compiles it with the saved
+    loss and metrics and a fresh `optimizer` with `learning_rate`. So `train_replicas` and
+    the tuner fine-tune it.
+
+    All replicas then start from the same weights: `vary="data_order"` (the default) is the
+    protocol; `vary="init"` varies nothing (only new weights, e.g. a learnable width, would
+    differ) and `"both"` is the same as `"data_order"`.
+
+    Args:
+        path: A `.keras` file saved after `compile` (e.g. a trained ReLU model).
+        optimizer: An optimizer name or instance for fine-tuning (see `embedding_mlp`).
+        learning_rate: Learning rate of a named optimizer.
+        match: Name or names of the activations to swap (`surgery.activation_name`).
+
+    Returns:
+        A `WarmStart` builder (`path` and `sha256` identify the file).
+
+    Raises:
+        ValueError: `path` is not a `.keras` file, or the optimizer is invalid; when a model
+            is built: the file was saved uncompiled, or holds no activation to swap.
+
+    Example:
+
+    >>> build = warm_start("relu_model.keras", learning_rate=1e-4)  # doctest: +SKIP
+    >>> report = keras_smelu.train_replicas(
+    ...     build, train, test, activation=keras_smelu.SmeLU(beta=0.5))  # doctest: +SKIP
+    """
+    return WarmStart(path, optimizer=optimizer, learning_rate=learning_rate, match=match)
 
 
 # --- building blocks ---

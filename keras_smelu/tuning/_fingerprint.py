@@ -9,6 +9,9 @@ same package versions. The fingerprint is a flat, JSON-shaped dict of readable e
   architecture (`model.to_json()`, auto-numbered names removed) and compile config, its
   optimizer class, learning rate and parameter count;
 - `version.*`: keras, numpy, the Keras backend and keras-smelu (they change the numbers);
+- `model.warm_start`, `model.warm_start_sha256`: a warm-start builder's saved model file
+  (`keras_smelu.models.warm_start`) and a digest of its bytes: the same architecture with
+  other weights is another experiment;
 - `job.data.*`, `job.model.*`: a job file's `[data]` and `[model]` sections (readable diffs).
 
 From Python the builder is opaque: what it closes over is fingerprinted only through the model
@@ -149,6 +152,15 @@ def _without_numbers(obj: Any) -> Any:
     return obj
 
 
+def warm_start_fingerprint(build: Any) -> dict[str, str]:
+    """`{"model.warm_start": path, "model.warm_start_sha256": digest}` of a warm-start builder
+    (`keras_smelu.models.warm_start`); empty for other builders."""
+    path, digest = getattr(build, "path", None), getattr(build, "sha256", None)
+    if path is None or digest is None or not callable(build):
+        return {}
+    return {"model.warm_start": str(path), "model.warm_start_sha256": str(digest)}
+
+
 def version_fingerprint() -> dict[str, str]:
     """Versions that change the numbers: keras, numpy, the Keras backend and keras-smelu."""
     import keras
@@ -196,6 +208,7 @@ def experiment_fingerprint(
         "data.eval": data_fingerprint(eval_data),
     }
     fingerprint.update(model_fingerprint(build))
+    fingerprint.update(warm_start_fingerprint(build))
     fingerprint.update(version_fingerprint())
     fingerprint.update(extra or {})
     return json.loads(json.dumps(fingerprint, default=repr))

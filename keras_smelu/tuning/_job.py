@@ -7,10 +7,10 @@ output`, `[data] path`, a journal storage) are relative to the current working d
     [job]        name, backend, sampler, trials, seed, storage, output, timeout_s
     [data]       dataset, path, label, n_train, n_test, seed, streaming, shuffle_buffer, options
     [model]      name, hidden, embedding_dim, normalization, dropout, cross_layers, low_rank,
-                 stacked, optimizer, learning_rate
+                 stacked, optimizer, learning_rate, warm_start
     [training]   epochs, batch_size, pairs, vary, report_epoch, eval_every
     [search]     families, width_low, width_high, width_range, log, slope_left_low,
-                 slope_left_high, reference
+                 slope_left_high, reference, ensembles
     [objective]  accuracy, direction, pd, level, max_accuracy_cost, churn_threshold, group,
                  top_k, rbo_p, confirm_pairs, prune
 
@@ -405,6 +405,14 @@ class ModelSection:
             (`"deep_cross"` only; default false).
         optimizer: `"adam"` (default), `"adagrad"` or `"sgd"`.
         learning_rate: Optimizer learning rate, > 0 (default 0.001).
+        warm_start: A saved, compiled `.keras` model (e.g. a trained ReLU model) that every
+            replica starts from (`keras_smelu.models.warm_start`): its activations named
+            `"relu"` are swapped for the trial's, the ReLU reference is the model as saved,
+            and each is compiled with `optimizer` and `learning_rate` and trained. The
+            architecture fields above are then unused (`name` still names the study). The
+            file's path and a digest of its bytes are part of the experiment: a resume with
+            another file is refused. With it, `[training] vary = "init"` is refused (every
+            replica starts from the same weights) and `"both"` varies the data order only.
     """
 
     name: str | tuple[str, ...] = "embedding_mlp"
@@ -417,6 +425,7 @@ class ModelSection:
     stacked: bool = False
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    warm_start: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -450,6 +459,24 @@ class ModelSection:
         _check_bool(s, "stacked", self.stacked)
         _check_str(s, "optimizer", self.optimizer, OPTIMIZERS)
         _check_float(s, "learning_rate", self.learning_rate, low=0.0, low_open=True)
+        if self.warm_start is not None:
+            _check_str(s, "warm_start", self.warm_start)
+            if not self.warm_start.endswith(".keras"):
+                raise _fail(
+                    s,
+                    "warm_start",
+                    f"expected a saved model file '*.keras', got {self.warm_start!r}",
+                )
+
+    def check_warm_start_file(self) -> None:
+        """`warm_start` names an existing file (relative to the working directory)."""
+        if self.warm_start is not None and not Path(self.warm_start).expanduser().is_file():
+            raise _fail(
+                "model",
+                "warm_start",
+                f"expected an existing .keras file (relative paths are relative to the working "
+                f"directory), got {self.warm_start!r}, which does not exist",
+            )
 
 
 @dataclass(frozen=True)
@@ -476,7 +503,8 @@ class TrainingSection(ReplicaSettings):
             the trajectory (`report_epoch`, early stopping).
     """
 
-    NOT_IN_JOB_FILES = ("seed", "first_pair")  # the job seed; pairs start at 0
+    # The job seed; pairs start at 0; ensembles are reference points (`[search] ensembles`).
+    NOT_IN_JOB_FILES = ("seed", "first_pair", "ensemble")
 
     pairs: int = 5
     epochs: int = 3
@@ -500,6 +528,10 @@ class SearchSection(SearchSpace):
         slope_left_low: g-SmeLU's smallest left slope (default 0).
         slope_left_high: g-SmeLU's largest left slope (< 1; default 0.3).
         reference: Evaluate the ReLU reference once per model (default true).
+        ensembles: Sizes of ReLU ensembles evaluated as reference points, e.g. `[2, 4]`
+            (default `[]`: none): each replica averages k ReLU models, at k times the compute;
+            shown with their cost in the table, files and plot, and the report says which
+            ensemble size the recommended width matches in PD (`SearchSpace.ensembles`).
     """
 
     NOT_IN_JOB_FILES = ("measured_range",)  # measured by the study
@@ -556,6 +588,16 @@ class Job:
         self.job.validate()
         self.data.validate(check_paths=check_paths, environ=environ)
         self.model.validate()
+        if check_paths:
+            self.model.check_warm_start_file()
+        if self.model.warm_start is not None and self.training.vary == "init":
+            raise _fail(
+                "training",
+                "vary",
+                "with [model] warm_start every replica starts from the saved weights, so "
+                "\"init\" would vary nothing; expected \"data_order\" (or \"both\", the same "
+                "here), got 'init'",
+            )
         return self
 
     def output_dir(self) -> Path:

@@ -15,6 +15,8 @@ Everything lives in the project folder `<directory>/<project_name>/`:
 - `oracle.json`, `tuner0.json`, `trial_<id>/trial.json`: keras-tuner's own state (resumable);
 - `trial_<id>/record.json`: our `TrialRecord` of each finished trial, failed ones included;
 - `reference.json`: the ReLU reference's record (evaluated once);
+- `reference-x<k>.json`: the record of the ReLU k-ensemble of each `space.ensembles` size
+  (evaluated once, after the search);
 - `auto_width_range.json`: with `width_range = "auto"`, the range measured from the reference
   (`_auto_range.AutoRange`). keras-tuner declares its hyperparameters, the width's bounds
   included, when the tuner is made: the reference is evaluated and the range measured before
@@ -43,6 +45,7 @@ from typing import Any
 
 from keras_smelu.tuning._auto_range import AutoRange, measure_range, reference_range
 from keras_smelu.tuning._backends import BACKENDS, check_grid_trials
+from keras_smelu.tuning._ensembles import as_ensemble, run_ensemble
 from keras_smelu.tuning._files import write_text
 from keras_smelu.tuning._fingerprint import experiment_fingerprint, suffixed_names
 from keras_smelu.tuning._imports import import_optional
@@ -65,6 +68,13 @@ keras_tuner = import_optional("keras_tuner", "The keras-tuner tuning backend")
 SAMPLERS = BACKENDS["keras_tuner"].samplers
 RECORD_FILE = "record.json"
 REFERENCE_FILE = "reference.json"
+
+
+def ensemble_file(size: int) -> str:
+    """The file of the ReLU `size`-ensemble's record in a project: `reference-x<size>.json`."""
+    return f"reference-x{size}.json"
+
+
 CONFIG_FILE = "keras_smelu.json"
 AUTO_RANGE_FILE = "auto_width_range.json"
 _FAMILY = "family"
@@ -396,6 +406,36 @@ class SmoothnessTuner(keras_tuner.Tuner):
             self._deadline = None
         if crashed is not None:
             raise crashed.__cause__ or crashed
+        if self.space.reference:
+            self.evaluate_ensembles(train_data, eval_data)
+
+    def evaluate_ensembles(self, train_data: Any, eval_data: Any) -> list[TrialRecord]:
+        """Evaluates each ReLU ensemble of `space.ensembles` once per project (kept in
+        `reference-x<k>.json`, read back later; a failed one is recorded, not retried), with
+        the reference's pair seeds. Returns their records, smallest first."""
+        records = []
+        builder = self.hypermodel.model_builder(keras_tuner.HyperParameters())
+        for size in self.space.ensembles:
+            path = Path(self.project_dir) / ensemble_file(size)
+            if path.exists():
+                records.append(_read_record(path))
+                continue
+            try:
+                record = run_ensemble(
+                    builder, train_data, eval_data, self.settings, size, model_name=self.model_name
+                )
+            except TrialFailedError as error:
+                record = as_ensemble(
+                    failed_record(
+                        REFERENCE_POINT, model_name=self.model_name, number=0, reason=str(error)
+                    ),
+                    size,
+                )
+            write_text(path, dumps(record.to_dict(), indent=2) + "\n")
+            if self.progress is not None:
+                self.progress(record, self._finished(), self.trials)
+            records.append(record)
+        return records
 
     def pre_create_trial(self) -> None:
         # The oracle stops creating trials once it holds `max_trials`: lower it at the timeout.
@@ -593,10 +633,10 @@ def tune_keras_tuner(
         check_grid_trials(trials)
     hp_builder = takes_hp(builder)
 
-    def build(activation):  # builders of the hp form are fingerprinted with default values
-        if hp_builder:
-            return builder(activation, keras_tuner.HyperParameters())
-        return builder(activation)
+    def with_defaults(activation):  # builders of the hp form: their hyperparameters' defaults
+        return builder(activation, keras_tuner.HyperParameters())
+
+    build = with_defaults if hp_builder else builder
 
     experiment = experiment_fingerprint(build, train_data, eval_data, fingerprint)
     project_name = project_name or model_name
@@ -712,6 +752,10 @@ def load_result(
     reference = project / REFERENCE_FILE
     if reference.exists():
         records.append(_read_record(reference))
+    ensembles = {
+        int(p.stem.removeprefix("reference-x")): p for p in project.glob("reference-x*.json")
+    }
+    records += [as_ensemble(_read_record(ensembles[k]), k) for k in sorted(ensembles)]
     trials = [
         keras_tuner.engine.trial.Trial.load(str(p)) for p in project.glob("trial_*/trial.json")
     ]

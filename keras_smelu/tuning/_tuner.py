@@ -87,7 +87,11 @@ def print_progress(
     the pairs (not the replicas' spread, which common random numbers make irrelevant).
     """
     stream = stream or sys.stdout
-    counter = "reference" if record.is_reference else f"trial {finished}/{trials}"
+    counter = (
+        "reference"
+        if record.is_reference or record.is_ensemble
+        else f"trial {finished}/{trials}"
+    )
     if record.is_complete:
         values = f"{names[0]} {record.accuracy:.4f}, {names[1]} {record.pd:.4f}"
         versus = _versus(record, reference, names, direction, level)
@@ -111,9 +115,11 @@ def _versus(
     if mine is None or theirs is None:
         return ""
     comparison = compare(mine, theirs, direction, level)
+    cost = f", at {record.cost:g}x compute" if record.is_ensemble else ""
     return (
         f"; vs ReLU: PD x{comparison.pd_ratio.format(3)}, {names[0]} cost "
         f"{comparison.accuracy_cost.format(3)} ({level:.0%} CI, {comparison.pd_ratio.n} pairs)"
+        f"{cost}"
     )
 
 
@@ -161,6 +167,7 @@ def tune(
     log: bool | None = None,
     slope_left_range: tuple[float, float] | None = None,
     reference: bool | None = None,
+    ensembles: tuple[int, ...] | list[int] | None = None,
     accuracy: str | None = None,
     direction: str | None = None,
     pd: str | None = None,
@@ -235,6 +242,8 @@ def tune(
         log: `space.log`: sample widths on a log scale.
         slope_left_range: `(space.slope_left_low, space.slope_left_high)` of g-SmeLU.
         reference: `space.reference`: evaluate the ReLU reference point.
+        ensembles: `space.ensembles`: sizes of ReLU ensembles evaluated as reference points
+            (e.g. `[2, 4]`), shown with their cost (k x compute) beside the frontier.
         accuracy: `Objective.accuracy`: "loss" (evaluation loss) or a compiled metric name.
         direction: `Objective.direction`: inferred for known metrics.
         pd: `Objective.pd`: "relative" or "absolute".
@@ -282,6 +291,7 @@ def tune(
         slope_left_low=None if slope_left_range is None else slope_left_range[0],
         slope_left_high=None if slope_left_range is None else slope_left_range[1],
         reference=reference,
+        ensembles=None if ensembles is None else tuple(ensembles),
     )
     settings = settings if settings is not None else TrialSettings()
     if not isinstance(settings, TrialSettings):
@@ -580,10 +590,18 @@ def job_data(job: Job, dataset: Any) -> Any:
 
 
 def job_builders(job: Job, dataset: RecDataset) -> dict[str, Builder]:
-    """`{model name: builder(activation)}` of a job's `[model]` section on `dataset`."""
+    """`{model name: builder(activation)}` of a job's `[model]` section on `dataset`; with
+    `[model] warm_start`, builders that start from the saved model
+    (`keras_smelu.models.warm_start`)."""
     from keras_smelu import models
 
     def builder_for(name: str) -> Builder:
+        if job.model.warm_start is not None:  # the saved model, its activation swapped
+            return models.warm_start(
+                job.model.warm_start,
+                optimizer=job.model.optimizer,
+                learning_rate=job.model.learning_rate,
+            )
         build = getattr(models, name)
         kwargs = job.model_kwargs(name)
         return lambda activation: build(dataset, activation=activation, **kwargs)
