@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+import keras
+
 from keras_smelu.replicas import ReplicaSettings
 from keras_smelu.tuning._backends import BACKEND_NAMES, BACKENDS
 from keras_smelu.tuning._comparisons import trial_pairs
@@ -520,7 +522,8 @@ def tune_job(
         print(
             f"Job {job.name!r}: {dataset.name} ({dataset.n_train} train / {dataset.n_test} "
             f"eval rows), models {list(job.model.names)}, {trials or job.job.trials} trials "
-            f"x {job.training.pairs} pairs x {job.training.epochs} epochs"
+            f"x {job.training.pairs} pairs x {job.training.epochs} epochs, on Keras's "
+            f"{keras.backend.backend()} backend"
         )
     report = tune(
         job_builders(job, dataset),
