@@ -16,6 +16,7 @@ from keras_smelu import (
     prediction_difference,
     surgery,
 )
+from keras_smelu._ensemble import Ensemble, EnsembleLoss, ensemble_of
 from keras_smelu._registry import register_activations
 from keras_smelu.activations import (
     DEFAULT_BETA,
@@ -46,6 +47,8 @@ register_activations()
 
 __all__ = [
     "DEFAULT_BETA",
+    "Ensemble",
+    "EnsembleLoss",
     "GeneralizedSmeLU",
     "NonFiniteLossError",
     "ReplicaReport",
@@ -59,6 +62,7 @@ __all__ = [
     "datasets",
     "diagnostics",
     "enable_compilation_cache",
+    "ensemble_of",
     "generalized_smelu",
     "inspect_activations",
     "models",

@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_smelu._ensemble import ensemble_of, member_seed
 from keras_smelu._replica_data import ArrayData, DatasetData
 
 
@@ -51,7 +52,42 @@ def describe_activation(activation: Any) -> str:
     return getattr(activation, "__name__", None) or repr(activation)
 
 
-def build_replica(model: Any, activation: Any, sample_x: Callable[[], Any]) -> keras.Model:
+def build_replica(
+    model: Any,
+    activation: Any,
+    sample_x: Callable[[], Any],
+    *,
+    ensemble: int = 1,
+    seed: int | None = None,
+) -> keras.Model:
+    """One replica: the model built (or cloned) once, or with `ensemble=k > 1` an `Ensemble`
+    of k members, member m built under `keras.utils.set_random_seed(member_seed(seed, m))`
+    (member 0 under `seed`: the single model of that seed)."""
+    if ensemble == 1:
+        return _build_one(model, activation, sample_x)[0]
+    if seed is None:
+        raise ValueError(
+            "An ensemble replica needs the replica's initialization seed to derive its "
+            f"members' seeds; received: seed=None with ensemble={ensemble}"
+        )
+    members, ranks = [], set()
+    for m in range(ensemble):
+        keras.utils.set_random_seed(member_seed(seed, m))
+        member, rank = _build_one(model, activation, sample_x)
+        members.append(member)
+        ranks.add(rank)
+    if any(members[0] is m for m in members[1:]):
+        raise ValueError(
+            "The model builder returned the same model object twice; it must build a new "
+            "model on every call."
+        )
+    replica = ensemble_of(members, output_rank=ranks.pop())
+    replica(sample_x(), training=False)  # builds the ensemble itself
+    return replica
+
+
+def _build_one(model: Any, activation: Any, sample_x: Callable[[], Any]) -> tuple[keras.Model, int]:
+    """One model and the rank of its output."""
     if isinstance(model, keras.Model):
         try:
             replica = keras.models.clone_model(model)
@@ -76,8 +112,8 @@ def build_replica(model: Any, activation: Any, sample_x: Callable[[], Any]) -> k
             )
     # One forward pass builds the layers that build on first call (e.g. a learnable activation
     # inside a Dense): their weights must exist before replicas are compared and checked.
-    replica(sample_x(), training=False)
-    return replica
+    output = replica(sample_x(), training=False)
+    return replica, len(getattr(output, "shape", ()))
 
 
 def weights_digest(weights: list[np.ndarray]) -> str:

@@ -138,7 +138,15 @@ class PairTrainer:
         self.replicas = []
         for r in range(2):
             keras.utils.set_random_seed(self.seeds["init"][r])
-            self.replicas.append(build_replica(model, activation, train.sample_x))
+            self.replicas.append(
+                build_replica(
+                    model,
+                    activation,
+                    train.sample_x,
+                    ensemble=settings.ensemble,
+                    seed=self.seeds["init"][r],
+                )
+            )
         if self.replicas[0] is self.replicas[1]:
             raise ValueError(
                 "The model builder returned the same model object twice; it must build a new "

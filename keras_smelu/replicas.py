@@ -95,6 +95,15 @@ class ReplicaSettings:
             one entry of the per-epoch lists (`ReplicaReport.history`, `pair_results`,
             `report_epoch`), with the steps taken so far in `"steps"`. `epochs=1` with
             `eval_every` is the one-pass regime: a PD trajectory along the stream.
+        ensemble: Models per replica (integer >= 1; default 1). With `k > 1` each replica is
+            a `keras_smelu.Ensemble` of k members, built under seeds derived from the
+            replica's initialization seed and the member's index (member 0 under that seed:
+            the model a single replica would be), trained on the replica's batches, each
+            member on its own loss as it would train alone; its predictions, evaluation
+            metrics and hence PD are the members' average. PD then compares two independently
+            trained k-ensembles, at k times the training and serving compute of one model.
+            With `vary="data_order"` the two ensembles' members start identical pairwise.
+            The recorded training loss is the sum of the members' losses.
 
     Raises:
         ValueError: (a `SettingError`) naming the first bad field and what it takes.
@@ -115,6 +124,7 @@ class ReplicaSettings:
     fused: bool | Literal["auto"] = "auto"
     first_pair: int = 0
     eval_every: int | None = None
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         check_int("pairs", self.pairs, 1)
@@ -127,6 +137,7 @@ class ReplicaSettings:
         check_int("first_pair", self.first_pair, 0)
         if self.eval_every is not None:
             check_int("eval_every", self.eval_every, 1)
+        check_int("ensemble", self.ensemble, 1)
         if not (isinstance(self.fused, bool) or self.fused == "auto"):
             raise SettingError("fused", expected="True, False or 'auto'", received=self.fused)
 
@@ -279,7 +290,7 @@ def train_replicas(
             `ReplicaReport.pair_results` holds them, up to that epoch). An exception it
             raises stops the run and propagates (a tuner's early stopping).
         **overrides: Fields of `ReplicaSettings` (`pairs`, `epochs`, `batch_size`, `vary`,
-            `seed`, `report_epoch`, `task`, `fused`, `first_pair`, `eval_every`).
+            `seed`, `report_epoch`, `task`, `fused`, `first_pair`, `eval_every`, `ensemble`).
 
     Returns:
         A `ReplicaReport`.

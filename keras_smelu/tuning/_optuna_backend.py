@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - Windows: no lock between local workers
 from keras_smelu.tuning._auto_range import AutoRange, measure_range, reference_range
 from keras_smelu.tuning._backends import BACKENDS, check_grid_trials
 from keras_smelu.tuning._early_stopping import TrialPrunedError, epoch_pruner
+from keras_smelu.tuning._ensembles import as_ensemble, run_ensemble
 from keras_smelu.tuning._fingerprint import experiment_fingerprint, suffixed_names
 from keras_smelu.tuning._imports import import_optional
 from keras_smelu.tuning._record import TrialRecord
@@ -652,7 +653,22 @@ def optimize(
         )
     if capped:  # the study's last trials run in other workers: report them too
         _wait_for_running(study)
-    return study_result(study, ref_study, model_name, settings)
+    ensembles = {}
+    for size in space.ensembles if ref_study is not None else ():
+        # After the search, so that the workers of a study search first; each size once for
+        # all workers, in a study of its own, as the reference is.
+        ensembles[size] = open_study(ensemble_study_name(study_name, size))
+        record = _evaluate_reference(
+            ensembles[size],
+            storage,
+            lambda point, number, size=size: run_ensemble(
+                builder, train_data, eval_data, settings, size, model_name=model_name
+            ),
+            model_name,
+        )
+        if record is not None and progress is not None:
+            progress(as_ensemble(record, size), _done(study), trials)
+    return study_result(study, ref_study, model_name, settings, ensembles)
 
 
 def _study_range(study, storage: str, measured: list[AutoRange], measure_again) -> AutoRange:
@@ -706,13 +722,37 @@ def reference_study_name(study_name: str) -> str:
     return f"{study_name}/reference"
 
 
-def study_result(study, ref_study, model_name: str, settings: TrialSettings) -> TuningResult:
-    """The `TuningResult` of every finished trial of `study` and of its reference study."""
+def ensemble_study_name(study_name: str, size: int) -> str:
+    """The study holding the ReLU `size`-ensemble reference point of `study_name`."""
+    return f"{study_name}/reference-x{size}"
+
+
+def _ensemble_studies(storage_obj, study_name: str) -> dict[int, Any]:
+    """The ReLU ensemble studies of `study_name` found in a storage, by size."""
+    optuna = _optuna()
+    pattern = re.compile(re.escape(study_name) + r"/reference-x([0-9]+)")
+    found = {}
+    for name in optuna.study.get_all_study_names(storage=storage_obj):
+        match = pattern.fullmatch(name)
+        if match:
+            found[int(match[1])] = optuna.load_study(study_name=name, storage=storage_obj)
+    return dict(sorted(found.items()))
+
+
+def study_result(
+    study, ref_study, model_name: str, settings: TrialSettings, ensembles=None
+) -> TuningResult:
+    """The `TuningResult` of every finished trial of `study`, of its reference study and of
+    its ReLU ensemble studies (`{size: study}`)."""
     records = []
     if ref_study is not None:
         # Every reference record is number 0, however many attempts its study holds.
         refs = ref_study.get_trials(deepcopy=False)
         records += [_record_of(t, model_name, -t.number) for t in refs]
+    for size, ensemble_study in (ensembles or {}).items():
+        for trial in ensemble_study.get_trials(deepcopy=False):
+            record = _record_of(trial, model_name, -trial.number)
+            records.append(None if record is None else as_ensemble(record, size))
     records += [_record_of(t, model_name) for t in study.get_trials(deepcopy=False)]
     return TuningResult(
         model=model_name,
@@ -741,7 +781,8 @@ def load_result(
         )
     except KeyError:
         ref_study = None
-    return study_result(study, ref_study, model_name, settings)
+    ensembles = _ensemble_studies(storage_obj, study.study_name)
+    return study_result(study, ref_study, model_name, settings, ensembles)
 
 
 def default_storage(output: str | os.PathLike[str]) -> str:

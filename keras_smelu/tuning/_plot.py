@@ -45,6 +45,9 @@ class ParetoPlotInfo(NamedTuple):
     level: float = 0.9
     # Trials stopped early: (number, x, y) at the epoch they stopped (means over their pairs).
     pruned: tuple[tuple[int, float, float], ...] = ()
+    # ReLU ensembles (reference points): (number, size, x, y, label such as "ReLU x2"); their
+    # paired intervals vs ReLU are in `intervals` under their (negative) numbers.
+    ensembles: tuple[tuple[int, int, float, float, str], ...] = ()
 
 
 def _finite_or_zero(value: float | None) -> float:
@@ -71,7 +74,7 @@ def pareto_plot_info(result: TuningResult) -> ParetoPlotInfo:
     budget_cost = None
     decision = result.decision
     if decision is not None and reference is not None:
-        for trial in result.candidates:
+        for trial in [*result.candidates, *result.ensembles]:
             comparison = result.comparison(trial)
             if comparison is None:
                 continue
@@ -85,6 +88,8 @@ def pareto_plot_info(result: TuningResult) -> ParetoPlotInfo:
                 reference.pd * ratio.low,
                 reference.pd * ratio.high,
             )
+            if trial.is_ensemble:
+                continue
             response.append(
                 (
                     trial.number,
@@ -127,7 +132,16 @@ def pareto_plot_info(result: TuningResult) -> ParetoPlotInfo:
         cost_label=f"{result.objective_names[0]} cost vs ReLU (> 0: worse)",
         level=result.level,
         pruned=tuple(_pruned_points(result)),
+        ensembles=tuple(
+            (t.number, t.ensemble, float(t.accuracy), float(t.pd), ensemble_label(t.ensemble))
+            for t in result.ensembles
+        ),
     )
+
+
+def ensemble_label(size: int) -> str:
+    """How the plot names a ReLU ensemble: `"ReLU x2"`."""
+    return f"ReLU x{size}"
 
 
 def _pruned_points(result: TuningResult):
@@ -225,6 +239,8 @@ def render_pareto_plot(info: ParetoPlotInfo, path: str | os.PathLike[str]) -> Pa
             zorder=5,
             label="ReLU reference",
         )
+    if info.ensembles:
+        _draw_ensembles(ax, info)
     if info.pruned:
         ax.scatter(
             [p[1] for p in info.pruned],
@@ -251,6 +267,7 @@ def render_pareto_plot(info: ParetoPlotInfo, path: str | os.PathLike[str]) -> Pa
             label=f"recommended: {info.recommended_label}",
         )
         labels.insert(0, (*info.recommended, info.recommended_label))
+    labels += [(x, y, f"{label} ({size}x cost)") for _, size, x, y, label in info.ensembles]
     _labels_without_collisions(ax, labels)
     ax.set_xlabel(info.x_label)
     ax.set_ylabel(info.y_label)
@@ -269,6 +286,26 @@ def render_pareto_plot(info: ParetoPlotInfo, path: str | os.PathLike[str]) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=110)
     return path
+
+
+def _draw_ensembles(ax, info: ParetoPlotInfo) -> None:
+    """ReLU ensembles: a distinct marker (a cross in a red outline), with paired interval bars."""
+    for number, _, x, y, _ in info.ensembles:
+        if number in info.intervals:
+            x_low, x_high, y_low, y_high = info.intervals[number]
+            ax.plot([x_low, x_high], [y, y], color="tab:red", linewidth=0.8, alpha=0.6, zorder=1)
+            ax.plot([x, x], [y_low, y_high], color="tab:red", linewidth=0.8, alpha=0.6, zorder=1)
+    ax.scatter(
+        [e[2] for e in info.ensembles],
+        [e[3] for e in info.ensembles],
+        marker="X",
+        s=90,
+        color="white",
+        edgecolors="tab:red",
+        linewidths=1.4,
+        zorder=5,
+        label="ReLU ensembles (k x cost)",
+    )
 
 
 def _draw_response(info: ParetoPlotInfo, ratio_ax, cost_ax, cmap, norm) -> None:

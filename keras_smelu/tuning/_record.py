@@ -140,6 +140,9 @@ class TrialRecord:
             "initial_weights", "replicas": [{"replica", "train_loss": [...], "metrics":
             [...]}, ...], "pd": [per-epoch dict of PD kinds]}`. What paired comparisons with
             ReLU are computed from; empty in records written before it was kept.
+        ensemble: Models averaged per replica: 1 for a trial of one model; k > 1 for a
+            reference point of k-ensembles of ReLU (numbered `-k`, trained with the ReLU
+            reference's pair seeds). Records written before it existed read as 1.
     """
 
     number: int
@@ -161,6 +164,7 @@ class TrialRecord:
     system: Mapping[str, str] = field(default_factory=dict)
     trial_id: int | None = None
     pairs: tuple[Mapping[str, Any], ...] = ()
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         # Normalise containers and numbers, so that equal records compare equal after a round
@@ -175,6 +179,12 @@ class TrialRecord:
         set_(self, "system", dict(self.system))
         set_(self, "history", {k: tuple(v) for k, v in dict(self.history).items()})
         set_(self, "pairs", tuple(dict(p) for p in self.pairs))
+        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or (
+            self.ensemble < 1
+        ):
+            raise ValueError(
+                f"ensemble must be an integer >= 1; got {self.ensemble!r} (trial {self.number})"
+            )
         if self.state not in TRIAL_STATES:
             raise ValueError(f"state must be one of {TRIAL_STATES}; got {self.state!r}")
         if self.state == "complete":
@@ -202,7 +212,19 @@ class TrialRecord:
 
     @property
     def is_reference(self) -> bool:
-        return self.family == REFERENCE_FAMILY
+        """The ReLU reference (a single model; ReLU ensembles are `is_ensemble`)."""
+        return self.family == REFERENCE_FAMILY and self.ensemble == 1
+
+    @property
+    def is_ensemble(self) -> bool:
+        """A reference point of k-ensembles (`ensemble > 1`): a comparison, never a candidate."""
+        return self.ensemble > 1
+
+    @property
+    def cost(self) -> float:
+        """Training and serving compute relative to one model: the models averaged per
+        replica (an activation's own cost is taken as ReLU's)."""
+        return float(self.ensemble)
 
     @property
     def values(self) -> tuple[float, float]:
@@ -217,8 +239,11 @@ class TrialRecord:
         """Short description, e.g. `"smelu w=0.1"` or `"relu"`."""
         if self.is_reference:
             return REFERENCE_FAMILY
+        size = f" x{self.ensemble}" if self.is_ensemble else ""
+        if self.family == REFERENCE_FAMILY:
+            return f"{REFERENCE_FAMILY}{size}"
         extra = "".join(f", {k}={v:.3g}" for k, v in sorted(self.params.items()) if _is_num(v))
-        return f"{self.family} w={self.width:.3g}{extra}"
+        return f"{self.family} w={self.width:.3g}{extra}{size}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (tuples as lists)."""
@@ -279,6 +304,7 @@ CSV_FIELDS = [
     ("history", "json"),
     ("system", "json"),
     ("pairs", "json"),
+    ("ensemble", "int"),
 ]
 CSV_RESULT_FIELDS = [
     "model",

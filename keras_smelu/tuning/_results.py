@@ -25,6 +25,8 @@ import numpy as np
 
 from keras_smelu.tuning._comparisons import candidate_name, trial_pairs
 from keras_smelu.tuning._decision import Decision, decide
+from keras_smelu.tuning._ensembles import EnsembleComparison, ensemble_words
+from keras_smelu.tuning._ensembles import ensemble_comparisons as compare_ensembles
 from keras_smelu.tuning._files import folder_lock, write_csv, write_text
 from keras_smelu.tuning._imports import import_optional
 from keras_smelu.tuning._paired import Comparison, TrialPairs, compare
@@ -61,7 +63,7 @@ CSV_COLUMNS = (
     + PAIRED_CSV_COLUMNS
 )
 # Columns that files written by earlier versions lack.
-_NEWER_CSV_COLUMNS = {"pairs", "level", "max_accuracy_cost", *PAIRED_CSV_COLUMNS}
+_NEWER_CSV_COLUMNS = {"pairs", "ensemble", "level", "max_accuracy_cost", *PAIRED_CSV_COLUMNS}
 
 
 def _paired_cells(comparison: Comparison | None) -> dict[str, str]:
@@ -134,16 +136,28 @@ class TuningResult:
 
     @property
     def candidates(self) -> list[TrialRecord]:
-        """Complete trials other than the reference: the widths the tuner can recommend."""
-        return [t for t in self.complete_trials if not t.is_reference]
+        """Complete trials other than the reference and the ReLU ensembles: the widths the
+        tuner can recommend."""
+        return [t for t in self.complete_trials if not (t.is_reference or t.is_ensemble)]
+
+    @property
+    def ensembles(self) -> list[TrialRecord]:
+        """The complete ReLU ensemble reference points (one per size, smallest first):
+        comparisons at k times the cost, never candidates nor on the frontier."""
+        by_size: dict[int, TrialRecord] = {}
+        for trial in self.complete_trials:
+            if trial.is_ensemble:
+                by_size.setdefault(trial.ensemble, trial)
+        return [by_size[k] for k in sorted(by_size)]
 
     def _values(self, trials: list[TrialRecord]) -> np.ndarray:
         return np.array([t.values for t in trials], dtype=float).reshape(-1, 2)
 
     @property
     def frontier(self) -> list[TrialRecord]:
-        """Non-dominated complete trials (the reference included), best accuracy first."""
-        trials = self.complete_trials
+        """Non-dominated complete trials (the reference included, the ReLU ensembles not),
+        best accuracy first."""
+        trials = [t for t in self.complete_trials if not t.is_ensemble]
         values = self._values(trials)
         on_front = pareto_mask(values, self.directions)
         loss = normalize(values, self.directions)
@@ -188,11 +202,16 @@ class TuningResult:
         if theirs is None:
             return {}
         out = {}
-        for trial in self.candidates:
+        for trial in [*self.candidates, *self.ensembles]:
             mine = self.pairs_of(trial)
             if mine is not None:
                 out[id(trial)] = compare(mine, theirs, self.directions[0], self.level)
         return out
+
+    @functools.cached_property
+    def ensemble_comparisons(self) -> list[EnsembleComparison]:
+        """Each ReLU ensemble against ReLU and against the recommendation (paired)."""
+        return compare_ensembles(self)
 
     @functools.cached_property
     def decision(self) -> Decision | None:
@@ -336,7 +355,7 @@ class TuningResult:
         candidate's comparison with ReLU and the decision with its reasons."""
         decision = self.decision
         comparisons = {}
-        for trial in self.candidates:
+        for trial in [*self.candidates, *self.ensembles]:
             comparison = self.comparison(trial)
             if comparison is not None:
                 comparisons[str(trial.number)] = comparison.to_dict()
@@ -350,13 +369,16 @@ class TuningResult:
             "trials": [t.to_dict() for t in self.trials],
             "comparisons": comparisons,
             "decision": None if decision is None else decision.to_dict(),
+            "ensembles": [c.to_dict() for c in self.ensemble_comparisons],
+            "ensemble_summary": ensemble_words(self, self.ensemble_comparisons),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TuningResult:
         fields_ = {"model", "study_name", "objective_names", "directions", "trials"}
         fields_ |= {"level", "max_accuracy_cost"}
-        derived = {"comparisons", "decision"}  # recomputed from the trials
+        # Recomputed from the trials.
+        derived = {"comparisons", "decision", "ensembles", "ensemble_summary"}
         unknown = sorted(set(data) - fields_ - derived)
         if unknown:
             raise ValueError(f"unknown result field(s) {unknown}; expected {sorted(fields_)}")
@@ -436,18 +458,26 @@ class TuningResult:
             rows.insert(0, reference)
         if recommended is not None and recommended not in rows:
             rows.append(recommended)
+        ensembles = self.ensembles
+        rows += ensembles
         level = f"{self.level:.0%}"
+        # With ensembles, each point's training and serving compute relative to one model.
+        cost = ["cost"] if ensembles else []
         if decision is not None:
-            header = ["", "trial", "activation", acc_name, pd_name, f"PD x ReLU [{level} CI]"]
+            header = ["", "trial", "activation", *cost, acc_name, pd_name]
+            header.append(f"PD x ReLU [{level} CI]")
             header.append(f"{acc_name} cost [{level} CI]")
         else:
-            header = ["", "trial", "activation", acc_name, pd_name, "vs ReLU"]
+            header = ["", "trial", "activation", *cost, acc_name, pd_name, "vs ReLU"]
         lines = []
         for trial in rows:
             mark = "*" if recommended is not None and trial is recommended else ""
             if trial.is_reference:
                 mark = mark or "ref"
+            elif trial.is_ensemble:
+                mark = "ens"
             line = [mark, str(trial.number), trial.label]
+            line += [f"{trial.cost:g}x"] if ensembles else []
             line += [f"{trial.accuracy:.4g}", f"{trial.pd:.4g}"]
             comparison = self.comparison(trial)
             if decision is not None:
@@ -497,6 +527,7 @@ class TuningResult:
             text.append("* recommended: none (no complete smooth trial)")
         if reference is None:
             text.append("(no complete ReLU reference trial)")
+        text += ensemble_words(self, self.ensemble_comparisons)
         return "\n".join(text)
 
     def plot(self, path: str | os.PathLike[str]) -> Path:

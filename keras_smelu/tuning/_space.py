@@ -143,6 +143,12 @@ class SearchSpace:
         slope_left_low: Lower bound of g-SmeLU's left slope.
         slope_left_high: Upper bound of g-SmeLU's left slope (below 1).
         reference: Evaluate one ReLU reference trial per model.
+        ensembles: Sizes `k >= 2` of ReLU ensembles evaluated as reference points beside the
+            ReLU reference (default none; `(2, 4)` is the usual pair): each replica of such a
+            point averages k ReLU models (`ReplicaSettings.ensemble`), at k times the training
+            and serving compute, trained with the reference's pair seeds so that they compare
+            with ReLU and the widths pair by pair. Shown in the table, files and plot with
+            their cost; never searched, recommended or on the frontier. Needs `reference`.
     """
 
     families: tuple[str, ...] = ("smelu",)
@@ -154,8 +160,10 @@ class SearchSpace:
     slope_left_high: float = 0.3
     reference: bool = True
     measured_range: tuple[float, float] | None = None
+    ensembles: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        self._check_ensembles()
         if isinstance(self.families, list):
             object.__setattr__(self, "families", tuple(self.families))
         if not isinstance(self.families, tuple):
@@ -230,6 +238,28 @@ class SearchSpace:
                 detail="expected 0 <= slope_left_low <= slope_left_high < 1; got "
                 f"{self.slope_left_low!r} and {self.slope_left_high!r}",
             )
+
+    def _check_ensembles(self) -> None:
+        value = self.ensembles
+        if isinstance(value, list):
+            value = tuple(value)
+            object.__setattr__(self, "ensembles", value)
+        ok = isinstance(value, tuple) and all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 2 for k in value
+        )
+        if not ok:
+            raise SettingError(
+                "ensembles", expected="a list of ensemble sizes >= 2 (e.g. [2, 4])", received=value
+            )
+        if len(set(value)) != len(value):
+            raise SettingError("ensembles", detail=f"duplicate sizes in {list(value)}")
+        if value and not self.reference:
+            raise SettingError(
+                "ensembles",
+                detail=f"ReLU ensembles {list(value)} are compared with the ReLU reference; "
+                "expected reference = true (or ensembles = [])",
+            )
+        object.__setattr__(self, "ensembles", tuple(sorted(value)))
 
     def _check_measured_range(self) -> None:
         value = self.measured_range

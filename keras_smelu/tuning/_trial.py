@@ -392,12 +392,16 @@ def comparable_setup(
     the experiment's `fingerprint` (data, model, versions: `_fingerprint.experiment_fingerprint`)
     and any `extra` keys of the backend. Trials run under another setup are not comparable."""
     setup = {f"space.{k}": v for k, v in dataclasses.asdict(space).items()}
+    # Reference ensembles live in studies of their own: the search's trials do not depend on them.
+    setup.pop("space.ensembles", None)
     setup.pop("space.measured_range", None)  # measured by the study itself (auto range)
     if setup.get("space.width_range", 0) is None:  # as studies written before the field
         setup.pop("space.width_range")
     training = dataclasses.asdict(settings.training)
     training.pop("fused")  # speed only: fused pairs train bit for bit as sequential ones
     training.pop("first_pair")  # which pairs a call trains; a study's trials start at 0
+    if training.get("ensemble", 1) == 1:  # search trials train single models
+        training.pop("ensemble", None)
     if training["task"] == "auto":  # as studies written before the field existed
         training.pop("task")
     if training.get("eval_every", 0) is None:  # likewise
