@@ -49,7 +49,7 @@ class Block:
     """Whole lines of one file: `data` ends with a newline; its first line is `first_line`."""
 
     path: Path
-    data: bytes
+    data: bytes | bytearray
     first_line: int
 
     def _line_bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -90,17 +90,23 @@ def iter_blocks(path: Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[
     carry = b""
     with opener(path, "rb") as f:
         while True:
-            chunk = f.read(chunk_bytes)
-            if not chunk:
+            # One buffer per block, read into after the carried partial line and cut in place:
+            # the block's bytes are held once, not copied (peak memory is a few blocks).
+            data = bytearray(len(carry) + chunk_bytes)
+            data[: len(carry)] = carry
+            with memoryview(data) as view:
+                read = f.readinto(view[len(carry) :])
+            if not read:
                 break
-            data = carry + chunk
+            del data[len(carry) + read :]
             cut = data.rfind(b"\n") + 1
             if cut == 0:  # one line longer than a block: keep reading until it ends
-                carry = data
+                carry = bytes(data)
                 continue
-            carry = data[cut:]
-            block = Block(path, data[:cut], line)
-            line += data.count(b"\n", 0, cut)
+            carry = bytes(data[cut:])
+            del data[cut:]
+            block = Block(path, data, line)
+            line += data.count(b"\n")
             del data
             yield block
     if carry:

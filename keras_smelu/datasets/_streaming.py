@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -256,16 +257,20 @@ class StreamingDataset:
 
     def _count(self, counters: dict[str, CountedVocabulary]) -> None:
         n_train = n_test = width = 0
-        pa, _, _ = pyarrow_modules()
         for chunk, test in self._chunks(numeric=False):
             n_test += int(test.sum())
             n_train += len(test) - int(test.sum())
-            for name, counter in counters.items():  # the training values only
-                values = chunk.categorical[name]
+            train = None if not test.any() else ~test  # None: every row (no mask to apply)
+
+            def count(name: str, chunk: Chunk = chunk, train: np.ndarray | None = train) -> None:
+                values = chunk.categorical[name]  # the training values only
                 if isinstance(values, Ragged):
-                    counter.add(values.values.filter(pa.array(~test[values.rows])))
+                    rows = None if train is None else train[values.rows]
+                    counters[name].add(values.values, rows)
                 else:
-                    counter.add(values.filter(pa.array(~test)))
+                    counters[name].add(values, train)
+
+            _each_column(count, counters)
             for values in chunk.categorical.values():
                 if isinstance(values, Ragged) and len(values.slots):
                     width = max(width, int(values.slots.max()) + 1)
@@ -281,24 +286,27 @@ class StreamingDataset:
 
     def _encoded(self, split: str) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         for chunk, test in self._chunks():
-            chunk = _select(chunk, test if split == "test" else ~test)
-            n = len(chunk.y)
+            keep = test if split == "test" else ~test
+            n = int(keep.sum())
             if n == 0:
                 continue
+            # Encode whole chunks, then keep the split's rows: NumPy selections of ids, not
+            # copies of the raw strings.
+            take = _rows_of(keep, n, self._width)
             x = {}
-            for name, vocabulary in self._vocabularies.items():
+
+            def encode(name: str, chunk: Chunk = chunk, take=take, x: dict = x) -> None:
                 values = chunk.categorical[name]
-                if isinstance(values, Ragged):
-                    x[name] = _scatter(values, vocabulary.encode(values.values), n, self._width)
-                else:
-                    x[name] = vocabulary.encode(values)
+                raw = values.values if isinstance(values, Ragged) else values
+                x[name] = take(values, self._vocabularies[name].encode(raw))
+
+            _each_column(encode, self._vocabularies)
+            x = {name: x[name] for name in self._vocabularies}  # the columns' order
             for name in self.numeric:
                 values = chunk.numeric[name]
-                if isinstance(values, Ragged):
-                    x[name] = _scatter(values, values.values, n, self._width)
-                else:
-                    x[name] = np.asarray(values, dtype=np.float32)
-            yield x, chunk.y
+                raw = values.values if isinstance(values, Ragged) else values
+                x[name] = take(values, np.asarray(raw, dtype=np.float32))
+            yield x, chunk.y[keep] if n < len(keep) else chunk.y
 
     def _temporal_boundary(self) -> tuple[str, object]:
         layout = self._layout
@@ -351,35 +359,37 @@ def _check_batch_size(batch_size: int) -> int:
     return int(batch_size)
 
 
-def _select(chunk: Chunk, mask: np.ndarray) -> Chunk:
-    """The rows of `chunk` where `mask` is true."""
+def _each_column(work, columns) -> None:
+    """Runs `work(name)` for every column, on pyarrow's CPU threads: hashing releases the GIL,
+    and the columns are independent."""
     pa, _, _ = pyarrow_modules()
-    keep = pa.array(mask)
-    new_row = np.cumsum(mask) - 1
-
-    def pick(values):
-        if isinstance(values, Ragged):
-            sel = mask[values.rows]
-            raw = values.values
-            raw = raw[sel] if isinstance(raw, np.ndarray) else raw.filter(pa.array(sel))
-            return Ragged(raw, new_row[values.rows[sel]], values.slots[sel])
-        return values[mask] if isinstance(values, np.ndarray) else values.filter(keep)
-
-    return Chunk(
-        y=chunk.y[mask],
-        categorical={k: pick(v) for k, v in chunk.categorical.items()},
-        numeric={k: pick(v) for k, v in chunk.numeric.items()},
-        file=chunk.file,
-        key=None if chunk.key is None else chunk.key[mask],
-    )
+    names = list(columns)
+    workers = min(pa.cpu_count(), len(names))
+    if workers < 2:
+        for name in names:
+            work(name)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(work, names))  # list(): raise the first error
 
 
-def _scatter(ragged: Ragged, values: np.ndarray, n: int, width: int) -> np.ndarray:
-    """A `(n, width)` array holding each row's first `width` entries, zero-padded."""
-    out = np.zeros((n, width), dtype=values.dtype)
-    fits = ragged.slots < width
-    out[ragged.rows[fits], ragged.slots[fits]] = values[fits]
-    return out
+def _rows_of(keep: np.ndarray, n: int, width: int | None):
+    """A function `(column, array aligned with it) -> the rows of `keep`` (a boolean mask with
+    `n` true rows); a `Ragged` column gives `(n, width)` zero-padded rows."""
+    every = n == len(keep)
+    new_row = np.cumsum(keep) - 1
+
+    def take(column, values: np.ndarray) -> np.ndarray:
+        if isinstance(column, Ragged):
+            sel = keep[column.rows]
+            out = np.zeros((n, width), dtype=values.dtype)
+            rows, slots, values = new_row[column.rows[sel]], column.slots[sel], values[sel]
+            fits = slots < width
+            out[rows[fits], slots[fits]] = values[fits]
+            return out
+        return values if every else values[keep]
+
+    return take
 
 
 def _batches(chunks, batch_size: int, buffer: int, rng) -> Iterator[tuple[dict, np.ndarray]]:

@@ -4,9 +4,10 @@ Both map a column of raw values (a `pyarrow` string or int64 array) to `int32` i
 for missing values (null or `""`) and for values without an id of their own.
 
 - `CountedVocabulary` counts the training values chunk by chunk (pyarrow's hash-based
-  `value_counts`, merged by `group_by`), then keeps those seen at least `min_count` times, most
-  frequent first, ties by value: the same ids as the in-memory loaders. Its memory grows with the
-  number of distinct values, not with the number of rows.
+  `dictionary_encode`, codes counted by `np.bincount`, merged by `group_by`), then keeps those
+  seen at least `min_count` times, most frequent first, ties by value: the same ids as the
+  in-memory loaders. Its memory grows with the number of distinct values, not with the number
+  of rows.
 - `HashedVocabulary` needs no counting pass and a fixed memory: `id = 1 + h(value) mod
   (hash_buckets - 1)` with a fixed 64-bit hash (the value itself for an integer or a string of
   at most 8 bytes, FNV-1a over the UTF-8 bytes of a longer string, then a SplitMix64 mix), so
@@ -33,6 +34,16 @@ def _flat(values):
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return values
+
+
+def dictionary(values) -> tuple[object, np.ndarray]:
+    """`(distinct values, index)` of a pyarrow array: `values[i]` is `distinct[index[i]]`, and
+    `index[i] == len(distinct)` for a null."""
+    pa, _, pc = pyarrow_modules()
+    encoded = pc.dictionary_encode(_flat(values), null_encoding="mask")
+    distinct = encoded.dictionary
+    index = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
+    return distinct, index.astype(np.intp, copy=False)
 
 
 def keys64(values) -> tuple[np.ndarray, np.ndarray]:
@@ -137,9 +148,16 @@ class Vocabulary:
         """Maps raw values to `int32` ids in `[0, size)`."""
         if self.size == 1:
             return np.zeros(len(values), dtype=np.int32)
+        # Look up each distinct value of the chunk once (popular values repeat), then gather.
+        distinct, index = dictionary(values)
+        ids = np.zeros(len(distinct) + 1, dtype=np.int32)  # the last slot: null values
+        ids[:-1] = self._lookup(distinct)
+        return ids[index]
+
+    def _lookup(self, values) -> np.ndarray:
         if self.size - 1 <= len(values):  # a small vocabulary: pyarrow's hash lookup is cheaper
             _, _, pc = pyarrow_modules()
-            index = pc.index_in(_flat(values), value_set=self.values)
+            index = pc.index_in(values, value_set=self.values)
             return (index.fill_null(-1).to_numpy(zero_copy_only=False) + 1).astype(np.int32)
         keys, missing = keys64(values)
         pos = np.minimum(np.searchsorted(self._sorted, keys), self.size - 2)
@@ -155,15 +173,20 @@ class CountedVocabulary:
         self._pending = 0
         self._distinct = 0
 
-    def add(self, values) -> None:
-        """Counts the values of one chunk (missing values are not counted)."""
+    def add(self, values, rows: np.ndarray | None = None) -> None:
+        """Counts the values of one chunk, or of its `rows` (a boolean mask); missing values
+        are not counted."""
         pa, _, pc = pyarrow_modules()
-        counts = pc.value_counts(_flat(values))
-        value, count = counts.field("values"), counts.field("counts")
-        keep = pc.is_valid(value)
+        # Hash the whole chunk once and count its codes: no copy of the selected strings.
+        value, index = dictionary(values)
+        if rows is not None:
+            index = index[rows]
+        count = np.bincount(index, minlength=len(value) + 1)[:-1]
+        keep = count > 0
         if pa.types.is_string(value.type):
-            keep = pc.and_(keep, pc.not_equal(value, "").fill_null(False))
-        self._parts.append((value.filter(keep), count.filter(keep)))
+            keep &= pc.not_equal(value, "").fill_null(False).to_numpy(zero_copy_only=False)
+        keep = pa.array(keep)
+        self._parts.append((value.filter(keep), pa.array(count).filter(keep)))
         self._pending += len(self._parts[-1][0])
         if self._pending > max(self._distinct, _MERGE_AT):
             self._merge()
