@@ -327,6 +327,7 @@ class StreamSplit:
         self.shuffle_buffer = DEFAULT_SHUFFLE_BUFFER if shuffle_buffer is None else shuffle_buffer
         self.max_rows = max_rows
         self._arrays: tuple[dict[str, np.ndarray], np.ndarray] | None = None
+        self._rows: int | None = None
 
     def __repr__(self) -> str:
         # Stable across processes: a tuning study's fingerprint of its data holds it.
@@ -354,6 +355,16 @@ class StreamSplit:
                 return
             left -= len(y)
             yield x, y
+
+    def n_rows(self) -> int:
+        """Rows of one pass (`max_rows` applied): the dataset's count, else counted by one
+        read of the split (once)."""
+        if self._rows is None:
+            rows = self.dataset.n_train if self.split == "train" else self.dataset.n_test
+            if rows is None:  # hashed ids and a random split: no counting pass was made
+                rows = sum(len(y) for _, y in self.dataset.epoch(self.split, 65_536))
+            self._rows = rows if self.max_rows is None else min(rows, self.max_rows)
+        return self._rows
 
     def arrays(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The split as `(x, y)` NumPy arrays in file order, read once and kept."""
@@ -389,14 +400,23 @@ class StreamData:
 
     def segments(self, rng: np.random.Generator, every: int | None) -> Iterator[Segment]:
         """One epoch in the order of `rng`'s next seed, cut every `every` batches; each segment
-        must be read to its end before the next is asked for."""
+        must be read to its end before the next is asked for.
+
+        Each segment's `fit` arguments hold its batch count (`steps_per_epoch`): `fit` on a
+        generator of unknown length takes one more step that finds no data, and on TensorFlow
+        that step still counts in the per-output loss means of a multi-output model (the
+        replica stack's losses came out as k/(k+1) of the true mean).
+        """
         seed = int(rng.integers(2**31 - 1))
         batches = self.source.batches(self.batch_size, seed)
+        left = -(-self.source.n_rows() // self.batch_size)
         first = next(batches, None)
         if first is None:
             raise ValueError(f"`{self.name}` is empty: the {self.source.split} split has no rows.")
         while first is not None:
-            segment = Segment({})
+            steps = left if every is None else min(every, left)
+            left -= steps
+            segment = Segment({"steps_per_epoch": max(steps, 1)})
 
             def read(first: Any = first, segment: Segment = segment) -> Iterator[Any]:
                 segment.steps += 1
