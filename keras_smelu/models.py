@@ -273,8 +273,10 @@ class WarmStart:
         from keras_smelu.surgery import activation_name, replace_activations
 
         base = self.base()
-        is_relu = activation == "relu" if isinstance(activation, str) else (
-            activation is not None and activation_name(activation) == "relu"
+        is_relu = (
+            activation == "relu"
+            if isinstance(activation, str)
+            else (activation is not None and activation_name(activation) == "relu")
         )
         if is_relu:  # the reference: the model as saved
             model = keras.models.clone_model(base)
