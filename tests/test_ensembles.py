@@ -33,6 +33,7 @@ def _constant(value: float) -> keras.Model:
     return model
 
 
+@pytest.mark.backend
 def test_the_prediction_is_exactly_the_members_mean_and_training_sees_each_member():
     values = [0.25, 0.5, 1.0, 0.75]  # exact in float32, as is their mean
     ensemble = ensemble_of([_constant(v) for v in values])
@@ -89,6 +90,7 @@ def _click_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+@pytest.mark.backend
 def test_training_an_ensemble_equals_training_its_members_separately():
     x, y = _click_data(64, 0)
     weights = np.random.default_rng(1).uniform(0.5, 2.0, 64).astype("float32")
@@ -101,9 +103,12 @@ def test_training_an_ensemble_equals_training_its_members_separately():
     fit = dict(sample_weight=weights, batch_size=16, epochs=2, shuffle=False, verbose=0)
     history = ensemble.fit(x, y, **fit)
     losses = [model.fit(x, y, **fit).history["loss"] for model in alone]
+    # Each member made its own steps: bit for bit on JAX; TensorFlow's differently fused
+    # program rounds a few weights in their last bits.
+    atol = 0.0 if keras.backend.backend() == "jax" else 1e-6
     for member, model in zip(members, alone, strict=True):
         for a, b in zip(member.get_weights(), model.get_weights(), strict=True):
-            np.testing.assert_array_equal(a, b)  # each member made its own steps, bit for bit
+            np.testing.assert_allclose(a, b, rtol=0, atol=atol)
     np.testing.assert_allclose(history.history["loss"], np.sum(losses, axis=0), rtol=1e-5)
 
 
@@ -379,3 +384,19 @@ def test_the_keras_tuner_backend_keeps_its_ensembles_in_the_project(tmp_path):
     stamp = files[0].stat().st_mtime_ns
     again = tuning.tune({"mlp": tiny_builder(dataset)}, dataset, **kwargs).results["mlp"]
     assert again.ensembles == [ensemble] and files[0].stat().st_mtime_ns == stamp
+
+
+def test_job_files_take_ensembles_in_search_not_in_training(tmp_path):
+    from keras_smelu.tuning import load_job
+    from keras_smelu.tuning._job import JobError
+    from tests._tuning_fixtures import write_job
+
+    path = write_job(tmp_path)
+    text = path.read_text()
+    path.write_text(text + "\n[search]\nensembles = [4, 2]\n")
+    job = load_job(path)
+    assert job.search_space().ensembles == (2, 4)
+    assert job.trial_settings().training.ensemble == 1
+    path.write_text(text + "ensemble = 2\n")  # the [training] table ends the file
+    with pytest.raises(JobError, match=r"\[training\] ensemble: unknown field"):
+        load_job(path)
