@@ -400,3 +400,14 @@ def test_job_files_take_ensembles_in_search_not_in_training(tmp_path):
     path.write_text(text + "ensemble = 2\n")  # the [training] table ends the file
     with pytest.raises(JobError, match=r"\[training\] ensemble: unknown field"):
         load_job(path)
+
+
+def test_an_ensemble_reference_point_is_not_exported_as_one_model():
+    from keras_smelu.tuning._export import select_trial
+
+    result = _result(0.6)
+    with pytest.raises(ValueError, match="relu x2 reference point"):
+        select_trial(result, -2)
+    assert select_trial(result, 0).is_reference
+    with pytest.raises(ValueError, match="relu x4 reference point"):
+        result.recommended_activation(-4)

@@ -109,6 +109,12 @@ def select_trial(result: TuningResult, trial: int | None = None) -> TrialRecord:
             f"Argument `trial` names no trial of model {result.model!r}; expected one of "
             f"{numbers}; received: {trial}"
         )
+    if found[0].is_ensemble:  # exporting trains one model: it would not be this point
+        raise ValueError(
+            f"Argument `trial` names the {found[0].label} reference point (an ensemble of "
+            f"{found[0].ensemble} models, a comparison); expected a single-model trial (0 is "
+            f"the ReLU reference); received: {trial}"
+        )
     complete = next((t for t in found if t.is_complete), None)
     if complete is None:
         raise ValueError(
