@@ -12,6 +12,7 @@ import pytest
 
 from keras_smelu.tuning import TrialRecord, TuningResult
 from keras_smelu.tuning._confirm import (
+    MAX_CHALLENGERS,
     FilePairStore,
     confirm,
     confirmation_targets,
@@ -100,10 +101,18 @@ def test_targets_are_relu_the_recommendation_and_the_unresolved_frontier_points(
     recommended = {start.recommended.label} if start.recommended is not None else set()
     assert targets[0].is_reference
     assert recommended <= names and names <= frontier | recommended
-    unresolved_on_front = [
-        t.label for t in start.candidates if f"{t.label} (trial {t.number})" in decision.unresolved
+    assert names, "the constructed case must have something to confirm"
+    # The unresolved frontier points that could displace the recommendation, closest first.
+    ratios = {a.name: a.comparison.pd_ratio.estimate for a in decision.candidates}
+    bar = ratios.get(decision.recommended, math.inf)
+    names_of = {f"{t.label} (trial {t.number})": t.label for t in start.candidates}
+    could_change = [
+        names_of[n]
+        for n in decision.unresolved
+        if names_of[n] in frontier and (ratios[n] or math.inf) < bar
     ]
-    assert set(unresolved_on_front) & frontier <= names
+    assert set(could_change[:MAX_CHALLENGERS]) <= names
+    assert names <= set(could_change[:MAX_CHALLENGERS]) | recommended
     # Nothing recommended and nothing unresolved: nothing to confirm.
     clear = TuningResult("m", (record(0, 3), record(1, 3)), max_accuracy_cost=0.0)
     if clear.recommended is None and not clear.decision.unresolved:

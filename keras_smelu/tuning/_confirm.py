@@ -132,19 +132,34 @@ def with_pairs(result: TuningResult, extra: Mapping[PairKey, Mapping[str, Any]])
     return dataclasses.replace(result, trials=tuple(trials))
 
 
+# Unresolved frontier points confirmed beside the recommended one, closest to qualifying first.
+MAX_CHALLENGERS = 2
+
+
 def confirmation_targets(result: TuningResult) -> list[TrialRecord]:
-    """The points that decide the answer: ReLU, the recommended point and the frontier's
-    unresolved points; empty when nothing is recommended and nothing is unresolved.
+    """The points that decide the answer: ReLU, the recommended point and the unresolved
+    frontier points that could change it; empty when there is nothing to decide.
 
     The recommended point is always confirmed: chosen as the best of many candidates, its
     interval is the one most likely to flatter it (a claim needs more pairs than a search).
+    An unresolved frontier point could change the answer only by qualifying with a lower PD
+    ratio than the recommended point (or, with none recommended, by qualifying at all); of
+    those, the `MAX_CHALLENGERS` closest to qualifying (`Decision.unresolved`'s order) get
+    pairs, so the stage's cost does not grow with the size of the frontier.
     """
     decision = result.decision
     reference = result.reference
     if decision is None or reference is None:
         return []
     frontier = {candidate_name(t) for t in result.frontier}
-    names = {n for n in decision.unresolved if n in frontier}
+    ratios = {a.name: a.comparison.pd_ratio.estimate for a in decision.candidates}
+    bar = ratios.get(decision.recommended) if decision.recommended else None
+    challengers = [
+        n
+        for n in decision.unresolved
+        if n in frontier and (bar is None or (ratios.get(n) or math.inf) < bar)
+    ]
+    names = set(challengers[:MAX_CHALLENGERS])
     if decision.recommended:
         names.add(decision.recommended)
     if not names:
