@@ -76,6 +76,7 @@ def describe(job, result, seconds: float) -> dict:
         "replica_epochs": replica_epochs(result),
         "fixed": fixed_design(result, job.training.epochs),
         "pruned": len(result.pruned_trials),
+        "confirmed": sum(1 for t in result.trials if len(t.pairs) > job.training.pairs),
         "frontier": sorted(round(t.width, 4) for t in result.frontier),
         "hypervolume": result.hypervolume(),
         "summary": "" if decision is None else decision.summary,
@@ -130,7 +131,8 @@ def main() -> None:
                 + ("" if row["width"] is None else f" w={row['width']:.3g}")
                 + f"  PD x{row['pd_ratio'] or '-'}  cost {row['cost'] or '-'}  ReLU AUC {auc}"
                 + f"  {row['seconds']:.0f}s  replica-epochs {row['replica_epochs']}"
-                + f" (fixed design {row['fixed']}), pruned {row['pruned']}",
+                + f" (fixed design {row['fixed']}), confirmed points {row['confirmed']},"
+                + f" pruned {row['pruned']}",
                 flush=True,
             )
             print(f"    {row['summary']}", flush=True)
