@@ -458,3 +458,27 @@ def test_in_memory_loaders_need_no_pyarrow(tmp_path):
     """
     out = run_python(code).stdout
     assert out.splitlines()[0] == "24" and 'pip install "keras-smelu[data]"' in out
+
+
+def test_counted_vocabulary_of_integers_dense_then_hashed():
+    import pyarrow as pa
+
+    from keras_smelu.datasets._vocabulary import CountedVocabulary
+
+    chunks = [[3, 1, 3, None, 7, 3], [1, 7, 7, 2], [2**40, 7, 1, None, 2**40, 5]]
+    counter = CountedVocabulary()
+    for i, chunk in enumerate(chunks):
+        rows = None if i != 1 else np.array([True, True, True, False])  # 2 is a test row
+        counter.add(pa.array(chunk, pa.int64()), rows)
+    vocabulary = counter.finish(min_count=2)
+    # Counts 7:4, 1:3, 3:3, 2**40:2 (5 and the test row's 2 are seen once or not at all);
+    # ties by value: 1 before 3.
+    assert vocabulary.values.to_pylist() == [7, 1, 3, 2**40]
+    ids = vocabulary.encode(pa.array([7, 1, 3, 2**40, 5, 2, None, 0], pa.int64()))
+    np.testing.assert_array_equal(ids, [1, 2, 3, 4, 0, 0, 0, 0])
+    small = CountedVocabulary()
+    small.add(pa.array([4, 4, 9, None], pa.int64()))
+    dense = small.finish(min_count=1)
+    np.testing.assert_array_equal(
+        dense.encode(pa.array([9, 4, 2**30, None, 0], pa.int64())), [2, 1, 0, 0, 0]
+    )

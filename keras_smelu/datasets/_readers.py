@@ -19,7 +19,7 @@ from types import ModuleType
 import numpy as np
 
 INSTALL_HINT = 'pip install "keras-smelu[data]"'
-DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_CHUNK_BYTES = 4 << 20
 
 
 def pyarrow_modules() -> tuple[ModuleType, ModuleType, ModuleType]:

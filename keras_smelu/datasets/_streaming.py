@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -238,11 +237,17 @@ class StreamingDataset:
 
     def _chunks(self, **kwargs) -> Iterator[tuple[Chunk, np.ndarray]]:
         """Every chunk with its test mask."""
+        pa, _, _ = pyarrow_modules()
+        pool = pa.default_memory_pool()
         row = 0
         for chunk in self._layout.chunks(self._chunk_bytes, **kwargs):
             n = len(chunk.y)
             yield chunk, self._test_mask(chunk, row, n)
             row += n
+            del chunk
+            # Hand the chunk's freed pages back: pyarrow's allocator keeps them otherwise,
+            # and the process's peak would grow with the allocator's caches, not the data.
+            pool.release_unused()
 
     def _test_mask(self, chunk: Chunk, row: int, n: int) -> np.ndarray:
         if self._rule == "random":
@@ -262,15 +267,12 @@ class StreamingDataset:
             n_train += len(test) - int(test.sum())
             train = None if not test.any() else ~test  # None: every row (no mask to apply)
 
-            def count(name: str, chunk: Chunk = chunk, train: np.ndarray | None = train) -> None:
-                values = chunk.categorical[name]  # the training values only
+            for name, counter in counters.items():  # the training values only
+                values = chunk.categorical[name]
                 if isinstance(values, Ragged):
-                    rows = None if train is None else train[values.rows]
-                    counters[name].add(values.values, rows)
+                    counter.add(values.values, None if train is None else train[values.rows])
                 else:
-                    counters[name].add(values, train)
-
-            _each_column(count, counters)
+                    counter.add(values, train)
             for values in chunk.categorical.values():
                 if isinstance(values, Ragged) and len(values.slots):
                     width = max(width, int(values.slots.max()) + 1)
@@ -294,14 +296,10 @@ class StreamingDataset:
             # copies of the raw strings.
             take = _rows_of(keep, n, self._width)
             x = {}
-
-            def encode(name: str, chunk: Chunk = chunk, take=take, x: dict = x) -> None:
+            for name, vocabulary in self._vocabularies.items():
                 values = chunk.categorical[name]
                 raw = values.values if isinstance(values, Ragged) else values
-                x[name] = take(values, self._vocabularies[name].encode(raw))
-
-            _each_column(encode, self._vocabularies)
-            x = {name: x[name] for name in self._vocabularies}  # the columns' order
+                x[name] = take(values, vocabulary.encode(raw))
             for name in self.numeric:
                 values = chunk.numeric[name]
                 raw = values.values if isinstance(values, Ragged) else values
@@ -357,20 +355,6 @@ def _check_batch_size(batch_size: int) -> int:
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"`batch_size` must be an integer >= 1. Received: {batch_size!r}")
     return int(batch_size)
-
-
-def _each_column(work, columns) -> None:
-    """Runs `work(name)` for every column, on pyarrow's CPU threads: hashing releases the GIL,
-    and the columns are independent."""
-    pa, _, _ = pyarrow_modules()
-    names = list(columns)
-    workers = min(pa.cpu_count(), len(names))
-    if workers < 2:
-        for name in names:
-            work(name)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(work, names))  # list(): raise the first error
 
 
 def _rows_of(keep: np.ndarray, n: int, width: int | None):

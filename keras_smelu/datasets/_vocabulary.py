@@ -27,6 +27,7 @@ from keras_smelu.datasets._readers import pyarrow_modules
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _MERGE_AT = 1 << 18  # distinct values pending before a merge into the running counts
+_DENSE_LIMIT = 1 << 22  # integer values below this are counted and looked up in arrays
 
 
 def _flat(values):
@@ -34,6 +35,20 @@ def _flat(values):
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return values
+
+
+def small_ints(values) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """`(int64 values, missing mask or None)` when `values` are integers in `[0, 2**22)` (ids
+    such as MovieLens users: counted and looked up in arrays, no hashing), else None."""
+    pa, _, _ = pyarrow_modules()
+    values = _flat(values)
+    if not pa.types.is_integer(values.type):
+        return None
+    ints = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    if len(ints) and (ints.min() < 0 or ints.max() >= _DENSE_LIMIT):
+        return None
+    missing = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
+    return ints, missing
 
 
 def dictionary(values) -> tuple[object, np.ndarray]:
@@ -143,11 +158,24 @@ class Vocabulary:
                 "Two distinct categorical values share a 64-bit key; use `hash_buckets` for "
                 f"this column. Received {len(values)} values."
             )
+        self._table = None  # small integer values: id by value
+        small = small_ints(values) if len(values) else None
+        if small is not None:
+            self._table = np.zeros(int(small[0].max()) + 1, dtype=np.int32)
+            self._table[small[0]] = np.arange(1, len(values) + 1, dtype=np.int32)
 
     def encode(self, values) -> np.ndarray:
         """Maps raw values to `int32` ids in `[0, size)`."""
         if self.size == 1:
             return np.zeros(len(values), dtype=np.int32)
+        small = None if self._table is None else small_ints(values)
+        if small is not None:
+            ints, missing = small
+            inside = ints < len(self._table)
+            ids = np.where(inside, self._table[np.where(inside, ints, 0)], 0).astype(np.int32)
+            if missing is not None:
+                ids[missing] = 0
+            return ids
         # Look up each distinct value of the chunk once (popular values repeat), then gather.
         distinct, index = dictionary(values)
         ids = np.zeros(len(distinct) + 1, dtype=np.int32)  # the last slot: null values
@@ -172,11 +200,25 @@ class CountedVocabulary:
         self._parts: list[tuple[object, object]] = []
         self._pending = 0
         self._distinct = 0
+        self._dense: np.ndarray | None = np.zeros(0, dtype=np.int64)  # by value; None: off
+        self._type = None
 
     def add(self, values, rows: np.ndarray | None = None) -> None:
         """Counts the values of one chunk, or of its `rows` (a boolean mask); missing values
         are not counted."""
         pa, _, pc = pyarrow_modules()
+        self._type = _flat(values).type
+        small = None if self._dense is None else small_ints(values)
+        if small is not None:
+            ints, missing = small
+            if missing is not None:
+                rows = ~missing if rows is None else rows & ~missing
+            counts = np.bincount(ints if rows is None else ints[rows], minlength=len(self._dense))
+            counts[: len(self._dense)] += self._dense
+            self._dense = counts
+            return
+        self._flush_dense()
+        self._dense = None  # a value outside the dense range: hash from now on
         # Hash the whole chunk once and count its codes: no copy of the selected strings.
         value, index = dictionary(values)
         if rows is not None:
@@ -191,8 +233,17 @@ class CountedVocabulary:
         if self._pending > max(self._distinct, _MERGE_AT):
             self._merge()
 
+    def _flush_dense(self) -> None:
+        pa, _, _ = pyarrow_modules()
+        if self._dense is not None and self._dense.any():
+            seen = np.flatnonzero(self._dense)
+            self._parts.append((pa.array(seen).cast(self._type), pa.array(self._dense[seen])))
+            self._pending += len(seen)
+        self._dense = np.zeros(0, dtype=np.int64) if self._dense is not None else None
+
     def _merge(self):
         pa, _, _ = pyarrow_modules()
+        self._flush_dense()
         if not self._parts:
             return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
         table = pa.table(
