@@ -1,15 +1,19 @@
-"""Training one pair of replicas, checkpoint by checkpoint, and measuring it at each one.
+"""Training the pairs of replicas of a run, checkpoint by checkpoint, and measuring them at each.
 
 A checkpoint is the end of an epoch, or with `eval_every` every that many training steps
-within an epoch as well (the papers' one-pass regime measures PD along the stream).
+within an epoch as well (the papers' one-pass regime measures PD along the stream). All
+replicas of a run train to each checkpoint as one program where that is exact (see
+`_replica_stack`), else one after the other; each pair is then measured on its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -25,11 +29,14 @@ from keras_smelu._replica_models import (
     predict,
     weights_digest,
 )
-from keras_smelu._replica_pair import REPLICA_NAMES, compile_pair, fit_pair_epoch, why_not_fused
+from keras_smelu._replica_stack import compile_stack, fit_stack, why_not_fused
 from keras_smelu._replica_summary import infer_task, pair_pd, resolve_pd_kind
 
 if TYPE_CHECKING:
     from keras_smelu.replicas import ReplicaSettings
+
+# The replicas of a pair, as reports name them.
+REPLICA_NAMES = ("a", "b")
 
 
 class NonFiniteLossError(ArithmeticError):
@@ -53,12 +60,14 @@ class NonFiniteLossError(ArithmeticError):
 
 @dataclasses.dataclass
 class RunState:
-    """What the first pair of a run decides for the others: the task and headline PD kind
-    (from the first predictions, unless given) and whether pairs train fused."""
+    """What is decided once for all pairs of a run: the task and headline PD kind (from the
+    first predictions, unless given), whether the replicas train as one program (`fuse`) and
+    how many replicas that program holds (`stacked`; 1 when they train one after the other)."""
 
     task: str | None = None
     pd_kind: str | None = None
     fuse: bool | None = None
+    stacked: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +110,11 @@ class PairResult:
 
 
 class PairTrainer:
-    """One pair of replicas, built now and trained one checkpoint at a time (`step`), so that
-    a run can advance all its pairs together and look at every pair at each checkpoint.
+    """One pair of replicas, built now and trained one checkpoint at a time, so that a run can
+    advance all its pairs together and look at every pair at each checkpoint.
+
+    A checkpoint goes `begin()` (the pair's data up to it), training (`fit_alone`, or the run's
+    stacked program), then `end()` (the measurement).
 
     Args:
         model, activation: The builder (or compiled model) and the activation it gets.
@@ -157,16 +169,6 @@ class PairTrainer:
         if self.seeds["init"][0] == self.seeds["init"][1]:
             check_identical(self.replicas[0], *initial, self.seeds["init"][0])
         self.digests = [weights_digest(w) for w in initial]
-        if state.fuse is None:
-            blocker = why_not_fused(
-                self.replicas[0],
-                arrays=isinstance(train, (ArrayData, StreamData)),
-                callbacks=callbacks,
-            )
-            if settings.fused is True and blocker is not None:
-                raise ValueError(f"`fused=True`, but the replicas cannot train as one: {blocker}")
-            state.fuse = settings.fused is not False and blocker is None
-        self.pair_model = compile_pair(*self.replicas) if state.fuse else None
         self.order_rngs = [np.random.default_rng(self.seeds["order"][r]) for r in range(2)]
         self.records: list[dict[str, Any]] = [
             {"replica": name, "train_loss": [], "metrics": [], "prediction_std": []}
@@ -189,29 +191,49 @@ class PairTrainer:
         """Whether every epoch has been trained to its end."""
         return self._epoch >= self.settings.epochs and self._next is None
 
-    def step(self) -> None:
-        """Trains both replicas to the next checkpoint and measures them on the evaluation
-        data."""
+    def train_seed(self) -> int:
+        """The global seed set before training to the next checkpoint (shared by both
+        replicas, so that stochastic layers draw alike, stacked or not)."""
+        return epoch_seed(self.seeds["train"], self.epochs_done)
+
+    def begin(self) -> tuple[Segment, Segment]:
+        """Each replica's training data up to the next checkpoint (read it before `end`)."""
         if self.done:
             raise RuntimeError("Every epoch of this pair has been trained.")
-        e, settings, verbose = self.epochs_done, self.settings, self.verbose
         if self._next is None:  # a new epoch: each replica's order from its own generator
-            every = settings.eval_every
+            every = self.settings.eval_every
             self._segments = zip(
                 *(segments(self.train, rng, every) for rng in self.order_rngs), strict=True
             )
             self._epoch += 1
             self._next = next(self._segments)
         parts, self._next = self._next, None
-        # Stochastic layers see the same global seed in both replicas, fused or not.
-        seed = epoch_seed(self.seeds["train"], e)
-        start = time.perf_counter()
-        streamed = isinstance(self.train, StreamData)
-        with warnings.catch_warnings():
-            if streamed:  # a segment ends where the stream or the checkpoint says: expected
-                warnings.filterwarnings("ignore", message="Your input ran out of data")
-            train_losses = self._fit(parts, e, seed)
-        self.seconds += time.perf_counter() - start
+        return parts
+
+    def fit_alone(self, parts: tuple[Segment, Segment]) -> list[float]:
+        """Trains the replicas one after the other on their segments; returns their losses."""
+        e, seed = self.epochs_done, self.train_seed()
+        train_losses = []
+        for r, replica in enumerate(self.replicas):
+            keras.utils.set_random_seed(seed)
+            start = time.perf_counter()
+            with _quiet_stream_ends(self.train):
+                history = replica.fit(
+                    **parts[r].fit_kwargs,
+                    epochs=e + 1,
+                    initial_epoch=e,
+                    shuffle=False,
+                    callbacks=list(self.callbacks) if self.callbacks else None,
+                    verbose=self.verbose,
+                )
+            self.seconds += time.perf_counter() - start
+            train_losses.append(float(history.history.get("loss", [math.nan])[-1]))
+        return train_losses
+
+    def end(self, parts: tuple[Segment, Segment], train_losses: Sequence[float]) -> None:
+        """Records the checkpoint the replicas were trained to: steps, losses, and the
+        metrics, predictions and PD on the evaluation data."""
+        e, settings, verbose = self.epochs_done, self.settings, self.verbose
         if parts[0].steps != parts[1].steps:  # the streams of one split hold the same rows
             raise RuntimeError(
                 f"The replicas of pair {self.index + 1} trained {parts[0].steps} and "
@@ -250,31 +272,6 @@ class PairTrainer:
                 flush=True,
             )
 
-    def _fit(self, parts: tuple[Segment, Segment], e: int, seed: int) -> list[float]:
-        """Trains both replicas on their segments; returns their training losses."""
-        verbose = self.verbose
-        if self.pair_model is not None:
-            keras.utils.set_random_seed(seed)
-            if isinstance(self.train, StreamData):
-                train_losses = _fit_pair_stream(self.pair_model, parts, e, verbose)
-            else:
-                fit_kwargs = tuple(part.fit_kwargs for part in parts)
-                train_losses = fit_pair_epoch(self.pair_model, fit_kwargs, e, verbose)
-        else:
-            train_losses = []
-            for r, replica in enumerate(self.replicas):
-                keras.utils.set_random_seed(seed)
-                history = replica.fit(
-                    **parts[r].fit_kwargs,
-                    epochs=e + 1,
-                    initial_epoch=e,
-                    shuffle=False,
-                    callbacks=list(self.callbacks) if self.callbacks else None,
-                    verbose=verbose,
-                )
-                train_losses.append(float(history.history.get("loss", [math.nan])[-1]))
-        return train_losses
-
     def _where(self) -> str:
         text = f"epoch {self._epoch}/{self.settings.epochs}"
         if self.settings.eval_every is not None:
@@ -297,24 +294,102 @@ class PairTrainer:
         )
 
 
-def _fit_pair_stream(
-    pair: keras.Model, parts: tuple[Segment, Segment], index: int, verbose: Any
-) -> tuple[float, float]:
-    """Trains the pair model on both replicas' streamed batches, zipped step by step.
+class RunTrainer:
+    """All pairs of a run, trained together one checkpoint at a time (`step`).
 
-    Returns:
-        Each replica's mean training loss over the segment (regularization terms not included).
+    Where that is exact (`why_not_fused`) and `settings.fused` allows, every replica of every
+    pair trains in one stacked program; otherwise one replica after the other. Either way each
+    pair is measured on its own at every checkpoint, and the replicas come out the same.
+
+    Args:
+        trainers: The run's pairs, built.
+        settings: The run's `ReplicaSettings`.
+        state: Decisions shared by the pairs; `fuse` and `stacked` are set here.
+        callbacks, verbose: As given to `train_replicas`.
+
+    Raises:
+        ValueError: with `fused=True` where one program would not be exact (saying why), or
+            when replicas of different pairs share a variable.
     """
-    first, second = (part.fit_kwargs["x"] for part in parts)
 
-    def zipped() -> Any:
-        for (x_a, y_a), (x_b, y_b) in zip(first, second, strict=True):
-            yield {"a": x_a, "b": x_b}, {"a": y_a, "b": y_b}
+    def __init__(
+        self,
+        trainers: Sequence[PairTrainer],
+        settings: ReplicaSettings,
+        *,
+        state: RunState,
+        callbacks: list[keras.callbacks.Callback] | None,
+        verbose: str | int,
+    ) -> None:
+        self.trainers = list(trainers)
+        self.verbose = verbose
+        replicas = [m for trainer in self.trainers for m in trainer.replicas]
+        _check_unshared_across(replicas)
+        train = self.trainers[0].train
+        self.streamed = isinstance(train, StreamData)
+        blocker = why_not_fused(
+            replicas, arrays=isinstance(train, (ArrayData, StreamData)), callbacks=callbacks
+        )
+        if settings.fused is True and blocker is not None:
+            raise ValueError(f"`fused=True`, but the replicas cannot train as one: {blocker}")
+        state.fuse = settings.fused is not False and blocker is None
+        state.stacked = len(replicas) if state.fuse else 1
+        self.stack = compile_stack(replicas) if state.fuse else None
 
-    history = pair.fit(
-        zipped(), epochs=index + 1, initial_epoch=index, shuffle=False, verbose=verbose
-    )
-    return tuple(float(history.history[f"{name}_loss"][-1]) for name in REPLICA_NAMES)
+    @property
+    def done(self) -> bool:
+        """Whether every epoch of every pair has been trained."""
+        return self.trainers[0].done
+
+    def step(self) -> None:
+        """Trains every replica to the next checkpoint and measures every pair there."""
+        parts = [trainer.begin() for trainer in self.trainers]
+        if self.stack is None:
+            losses = [trainer.fit_alone(p) for trainer, p in zip(self.trainers, parts, strict=True)]
+        else:
+            losses = self._fit_stacked(parts)
+        for trainer, p, pair_losses in zip(self.trainers, parts, losses, strict=True):
+            trainer.end(p, pair_losses)
+
+    def _fit_stacked(self, parts: list[tuple[Segment, Segment]]) -> list[list[float]]:
+        """One `fit` of the stack; returns each pair's two training losses."""
+        first = self.trainers[0]
+        # Stochastic layers draw from their own seed generators (created when the replica was
+        # built); the global seed is the first pair's, as it would be when training it alone.
+        keras.utils.set_random_seed(first.train_seed())
+        start = time.perf_counter()
+        with _quiet_stream_ends(first.train):
+            flat = fit_stack(
+                self.stack,
+                [segment for pair in parts for segment in pair],
+                first.epochs_done,
+                streamed=self.streamed,
+                verbose=self.verbose,
+            )
+        share = (time.perf_counter() - start) / len(self.trainers)
+        for trainer in self.trainers:
+            trainer.seconds += share
+        return [flat[2 * k : 2 * k + 2] for k in range(len(self.trainers))]
+
+
+@contextlib.contextmanager
+def _quiet_stream_ends(train: Any) -> Iterator[None]:
+    """Silences Keras's warning that a stream ran out of data: a segment ends where the stream
+    or the checkpoint says, as expected."""
+    with warnings.catch_warnings():
+        if isinstance(train, StreamData):
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+        yield
+
+
+def _check_unshared_across(replicas: Sequence[keras.Model]) -> None:
+    """Raises unless every replica of the run owns its variables (pairs checked apart)."""
+    owners: dict[int, keras.Model] = {}
+    for replica in replicas:
+        for variable in replica.weights:
+            owner = owners.setdefault(id(variable), replica)
+            if owner is not replica:
+                check_unshared(owner, replica)
 
 
 def _measure(

@@ -31,7 +31,7 @@ from keras_smelu import prediction_difference as _pd
 from keras_smelu._replica_data import StreamSplit, prepare_data
 from keras_smelu._replica_models import describe_activation
 from keras_smelu._replica_summary import resolve_pd_kind, summarize_pairs
-from keras_smelu._replica_training import NonFiniteLossError, PairTrainer, RunState
+from keras_smelu._replica_training import NonFiniteLossError, PairTrainer, RunState, RunTrainer
 from keras_smelu._settings import SettingError, check_choice, check_int
 
 if TYPE_CHECKING:
@@ -78,14 +78,16 @@ class ReplicaSettings:
             with several columns whose rows are distributions are multiclass; single outputs
             with 0/1 labels are binary (the predictions must then be probabilities); anything
             else is regression.
-        fused: Train the two replicas of a pair as one program, each on its own batches: about
-            the cost of one training run instead of two, and the same replicas (an optimizer
-            that updates each weight from its own gradient makes each replica's own step).
-            `"auto"` (default): when possible, i.e. NumPy data, one loss, no `loss_weights`,
-            no callbacks, no global-norm clipping or loss scaling; otherwise one replica after
-            the other. `True`: required (ValueError saying why not); `False`: never. Fused
-            replicas' own optimizers stay unused (a fresh copy trains them), and their
-            training losses leave out regularization terms.
+        fused: Train all `2 * pairs` replicas of the run as one program (a stack), each on
+            its own batches: one compilation and one step's overhead for all, and the same
+            replicas as one after the other (an optimizer that updates each weight from its
+            own gradient makes each replica's own step). `"auto"` (default): when possible,
+            i.e. NumPy arrays or streamed data, one loss, no `loss_weights`, no callbacks, no
+            global-norm clipping or loss scaling, one optimizer configuration; otherwise one
+            replica after the other. `True`: required (ValueError saying why not); `False`:
+            never. Stacked replicas' own optimizers stay unused (a fresh copy trains them),
+            their training losses leave out regularization terms, and NumPy training data is
+            held once per replica (each in its own order) for the epoch.
         first_pair: The 0-based index of the first pair: pairs `first_pair ..
             first_pair + pairs - 1` are trained, each with its own seeds, so that more pairs
             can be added to a measurement later without redoing one.
@@ -175,8 +177,9 @@ class ReplicaReport:
         seeds: `{"base", "vary", "pairs": [per-pair seeds]}`: what reproduces the run.
         activation: A readable description of the activation.
         task: `"binary"`, `"multiclass"` or `"regression"`.
-        config: The run's settings (with `fused`: whether the pairs trained as one program),
-            Keras backend and versions.
+        config: The run's settings (with `fused`: whether the replicas trained as one
+            program, and `stacked`: the replicas that program held, 1 when they trained one
+            after the other), Keras backend and versions.
         train_seconds: Wall time spent in `fit`, `evaluate` and `predict`.
         wall_seconds: Wall time of the whole `train_replicas` call.
         models: The trained replicas `[pair1_a, pair1_b, pair2_a, ...]` when `return_models`,
@@ -247,7 +250,9 @@ def train_replicas(
     Before each epoch of training, `keras.utils.set_random_seed` is called with a seed shared by
     the two replicas of a pair, so stochastic layers (dropout, noise) match; their own seed
     generators are created at build time from the initialization seed. (That call also seeds
-    Python's `random`, NumPy's global generator and TensorFlow's global seed.) NumPy data is
+    Python's `random`, NumPy's global generator and TensorFlow's global seed; stacked replicas
+    train under the first pair's seed, which only a layer drawing from Keras's global seed
+    generator would notice.) NumPy data is
     permuted with `np.random.default_rng(order_seed)` (one generator per replica, one
     permutation per epoch). A tf.data.Dataset is shuffled with a seed from that generator:
     example-level and then batched with `batch_size` if unbatched; if already batched, only the
@@ -342,7 +347,7 @@ def train_replicas(
         state.pd_kind = resolve_pd_kind(pd, settings.task)
     labels = evaluation.labels() if settings.task == "auto" else None
 
-    trainers = [
+    pair_trainers = [
         PairTrainer(
             model,
             activation,
@@ -358,12 +363,13 @@ def train_replicas(
         )
         for k in range(settings.first_pair, settings.first_pair + settings.pairs)
     ]
+    run = RunTrainer(pair_trainers, settings, state=state, callbacks=callbacks, verbose=verbose)
+    trainers = run.trainers
     # Checkpoint by checkpoint across the pairs (all read the same data, so they reach the
     # same checkpoints), so that `on_epoch` sees every pair at each one.
     checkpoints = 0
-    while not trainers[0].done:
-        for trainer in trainers:
-            trainer.step()
+    while not run.done:
+        run.step()
         checkpoints += 1
         if on_epoch is not None:
             on_epoch(checkpoints, [trainer.result().to_dict() for trainer in trainers])
@@ -371,7 +377,7 @@ def train_replicas(
     pairs = [result.to_dict() for result in results]
     train_seconds = sum(result.train_seconds for result in results)
     kept_models = [m for trainer in trainers for m in trainer.replicas] if return_models else []
-    del trainers
+    del trainers, pair_trainers, run
 
     history, index = summarize_pairs(pairs, checkpoints, settings.report_epoch)
     for entry, steps in zip(history, pairs[0]["steps"], strict=True):
@@ -400,6 +406,7 @@ def train_replicas(
             **settings.to_dict(),
             "pd": pd,
             "fused": bool(state.fuse),
+            "stacked": state.stacked,
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
             "numpy_version": _numpy_version(),

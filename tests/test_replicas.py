@@ -368,16 +368,17 @@ def _weighted(data):
 
 @pytest.mark.backend
 @pytest.mark.parametrize("vary", ["data_order", "both"])
-def test_fused_pairs_train_exactly_as_one_after_the_other(vary):
-    # Dropout (per-layer seed generators) and sample weights included: the fused program must
-    # give each replica the batches, dropout masks and optimizer steps it gets alone.
+def test_stacked_replicas_equal_sequential_ones(vary):
+    # All 6 replicas of 3 pairs in one program. Dropout (per-layer seed generators) and sample
+    # weights included: the stack must give each replica the batches, dropout masks and
+    # optimizer steps it gets alone.
     runs = {
         fused: train_replicas(
             build_with_dropout,
             _weighted(TRAIN),
             EVAL,
             vary=vary,
-            pairs=2,
+            pairs=3,
             epochs=2,
             batch_size=32,
             verbose=0,
@@ -388,9 +389,14 @@ def test_fused_pairs_train_exactly_as_one_after_the_other(vary):
     }
     fused, sequential = runs[True], runs[False]
     assert fused.config["fused"] is True and sequential.config["fused"] is False
+    assert fused.config["stacked"] == 6 and sequential.config["stacked"] == 1
+    assert len(fused.models) == 6
     for one, other in zip(fused.models, sequential.models, strict=True):
         assert _weights_equal(one, other)
+    # Pairs differ from each other (each its own seeds), so equality above is no accident.
+    assert not _weights_equal(fused.models[0], fused.models[2])
     assert fused.pd == sequential.pd and fused.pd_value > 0.0
+    assert [p["pd"] for p in fused.pair_results] == [p["pd"] for p in sequential.pair_results]
     for one, other in zip(fused.pair_results, sequential.pair_results, strict=True):
         for rep_f, rep_s in zip(one["replicas"], other["replicas"], strict=True):
             assert rep_f["metrics"] == rep_s["metrics"]
@@ -404,7 +410,8 @@ def test_fused_auto_falls_back_where_one_program_would_not_be_exact():
         return model
 
     report = train_replicas(clipped, TRAIN, EVAL, batch_size=32, verbose=0)
-    assert report.config["fused"] is False and report.pd_value > 0.0
+    assert report.config["fused"] is False and report.config["stacked"] == 1
+    assert report.pd_value > 0.0
     assert train_replicas(build_binary, TRAIN, EVAL, verbose=0).config["fused"] is True
     with pytest.raises(ValueError, match="`fused=True`, but .*clips by global norm"):
         train_replicas(clipped, TRAIN, EVAL, verbose=0, fused=True)
@@ -417,3 +424,34 @@ def test_fused_auto_falls_back_where_one_program_would_not_be_exact():
             fused=True,
             callbacks=[keras.callbacks.TerminateOnNaN()],
         )
+
+
+def test_replicas_with_different_optimizers_do_not_stack():
+    calls = []
+
+    def drifting(activation):  # a builder whose learning rate changes from call to call
+        calls.append(None)
+        return build_binary(activation, learning_rate=0.01 * len(calls))
+
+    with pytest.raises(ValueError, match="`fused=True`, but .*optimizers differ"):
+        train_replicas(drifting, TRAIN, EVAL, vary="both", verbose=0, fused=True)
+    report = train_replicas(drifting, TRAIN, EVAL, vary="both", epochs=1, verbose=0)
+    assert report.config["fused"] is False and report.config["stacked"] == 1
+
+
+def test_a_layer_shared_across_pairs_is_refused():
+    shared = keras.layers.Dense(4, name="shared_tower")
+    calls = []
+
+    def every_other_pair(activation):  # pairs 1 and 2 share their first replica's layer
+        calls.append(None)
+        first = len(calls) % 2 == 1
+        hidden = shared if first else keras.layers.Dense(4)
+        model = keras.Sequential(
+            [keras.Input((N_FEATURES,)), hidden, keras.layers.Dense(1, activation="sigmoid")]
+        )
+        model.compile("adam", "binary_crossentropy")
+        return model
+
+    with pytest.raises(ValueError, match="share .*shared_tower"):
+        train_replicas(every_other_pair, TRAIN, EVAL, vary="both", pairs=2, verbose=0)
