@@ -5,9 +5,9 @@ the budget or the PD-ratio-1 line), and a recommendation chosen as the best of m
 flatters itself. The confirmation stage gives the points that decide the answer (ReLU, the
 recommended point, the unresolved points of the frontier) more pairs,
 continuing their pair indices with the same seeds as in the search (pair k is pair k in every
-trial), in rounds that bring each such point to half as many pairs again as ReLU had (3, 5, 8,
-12, ...; at most `confirm_pairs`), until the decision is resolved or ReLU has `confirm_pairs`
-pairs. A round trains a point's new pairs in one call (one program where the replicas stack),
+trial), in rounds that bring each such point to half as many pairs again as the fewest any of
+them has (3, 5, 8, 12, ...; at most `confirm_pairs`), until the decision is resolved or every
+such point has `confirm_pairs` pairs. A round trains a point's new pairs in one call (one program where the replicas stack),
 and growing rounds reach a resolved decision in few of them.
 
 Each confirmed pair is stored as soon as it is trained (an Optuna study `<study>/confirm`, or
@@ -192,9 +192,12 @@ def confirm(
     while True:
         result = with_pairs(result, store.load())
         targets = confirmation_targets(result)
-        if not targets or len(targets[0].pairs) >= confirm_pairs:
+        # Every target up to the budget: a point that becomes decisive late (a new
+        # recommendation once another was confirmed) gets its rounds too.
+        have = min((len(t.pairs) for t in targets), default=confirm_pairs)
+        if have >= confirm_pairs:
             return result
-        size = round_size(len(targets[0].pairs), confirm_pairs)
+        size = round_size(have, confirm_pairs)
         # ReLU last: comparisons use the pairs a point shares with ReLU, so a round cut short
         # by a kill leaves the decision, and so the next run's round, unchanged.
         for trial in targets[1:] + targets[:1]:
