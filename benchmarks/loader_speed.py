@@ -16,6 +16,10 @@ resident memory after the imports (pyarrow is imported before that in both; the 
 process also imports Keras with the package, pandas does not).
 
     nice python benchmarks/loader_speed.py [--rows 1000000 10000000] [--dir /tmp/x] [--keep]
+        [--layouts criteo movielens]
+
+With `--keep` the files stay in `--dir` and a later run reads them instead of writing them
+again (the generator writes the same bytes for the same rows and seed).
 
 Targets: on 1M rows, the streaming load within 3x of pandas' time and at most its peak memory;
 the peak memory on 10M rows no more than 1.3x that on 1M rows.
@@ -93,6 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--dir", type=Path, default=None, help="where to write the files")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--layouts", nargs="+", default=["criteo", "movielens"])
     args = parser.parse_args(argv)
 
     from keras_smelu.datasets import write_click_log
@@ -102,11 +107,12 @@ def main(argv=None) -> int:
     smallest = min(args.rows)
     results = []
     try:
-        for layout in ("criteo", "movielens"):
+        for layout in args.layouts:
             for rows in sorted(args.rows):
                 path = folder / f"{layout}_{rows}.{'txt' if layout == 'criteo' else 'csv'}"
                 start = time.perf_counter()
-                write_click_log(path, rows, layout=layout, seed=0)
+                if not (args.keep and path.exists()):  # a kept file: the same seed, same bytes
+                    write_click_log(path, rows, layout=layout, seed=0)
                 written = time.perf_counter() - start
                 size_mb = path.stat().st_size / 2**20
                 print(f"wrote {path.name}: {size_mb:.0f} MiB in {written:.0f} s", flush=True)
@@ -118,7 +124,8 @@ def main(argv=None) -> int:
                     out.update(layout=layout, n=rows, reader=reader, mib=size_mb)
                     results.append(out)
                     print(json.dumps(out), flush=True)
-                path.unlink()
+                if not args.keep:
+                    path.unlink()
     finally:
         if not args.keep and args.dir is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -134,7 +141,7 @@ def main(argv=None) -> int:
     print()
     by = {(r["layout"], r["n"], r["reader"]): r for r in results}
     largest = max(args.rows)
-    for layout in ("criteo", "movielens"):
+    for layout in args.layouts:
         pandas = by.get((layout, smallest, "pandas"))
         stream = by[(layout, smallest, "stream")]
         hashed = by.get((layout, smallest, "stream-hashed"))

@@ -4,8 +4,9 @@ Writes a synthetic log in Criteo's layout (`keras_smelu.datasets.write_click_log
 chunk) into a temporary folder, then, in a fresh process, streams it with a temporal split
 (the last 1/7 of the rows is the later slice where PD is measured) and trains replica pairs of
 a LayerNorm embedding MLP with ReLU and two SmeLU widths, each pair once over the training rows
-(`epochs=1`) with `eval_every` set for about ten checkpoints. It prints the process's peak
-resident memory (`VmHWM` of /proc/self/status), the wall time of each part, and the PD
+(`epochs=1`) with `eval_every` set for about ten checkpoints, each activation in a process of
+its own. It prints each process's peak resident memory (`VmHWM` of /proc/self/status) and its
+resident memory at the end of each quarter of the pass, the wall time of each part, and the PD
 trajectory: per checkpoint, ReLU's PD and each width's PD ratio to ReLU (geometric mean of the
 per-pair ratios with its 90% paired interval; below 3 pairs, no interval).
 
@@ -32,12 +33,21 @@ from keras_smelu.tuning._paired import paired_pd_ratio
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, math, sys, time
+import json, math, sys, threading, time
 
 def kib(field):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
+samples = []  # (seconds, resident MiB) every second: memory along the pass
+
+def sample():
+    start = time.perf_counter()
+    while True:
+        samples.append((time.perf_counter() - start, kib("VmRSS") / 1024))
+        time.sleep(1.0)
+
+threading.Thread(target=sample, daemon=True).start()
 args = json.loads(sys.argv[1])
 import keras
 from keras_smelu import SmeLU, datasets, models
@@ -62,30 +72,35 @@ def build(activation):
         learning_rate=1e-3,
     )
 
-runs = {}
-for label, activation in [("relu", "relu")] + [
-    (f"smelu {w:g}", SmeLU(beta=w)) for w in args["widths"]
-]:
-    start = time.perf_counter()
-    report = train_replicas(
-        build, train, test, activation=activation, pairs=args["pairs"], epochs=1,
-        batch_size=args["batch_size"], eval_every=every, verbose=0,
-    )
-    runs[label] = {
-        "seconds": time.perf_counter() - start,
-        "fused": report.config["fused"],
-        "steps": [h["steps"] for h in report.history],
-        "pd": [h["pd"]["relative"] for h in report.history],
-        "pair_pd": [[e["relative"] for e in p["pd"]] for p in report.pair_results],
-        "pd_std": [h["pd_std"]["relative"] for h in report.history],
-        "auc": [h["metrics"].get("auc") for h in report.history],
-    }
-    print(f"{label}: {runs[label]['seconds']:.0f} s", file=sys.stderr, flush=True)
+width = args["width"]
+start = time.perf_counter()
+report = train_replicas(
+    build, train, test, activation="relu" if width is None else SmeLU(beta=width),
+    pairs=args["pairs"], epochs=1, batch_size=args["batch_size"], eval_every=every, verbose=0,
+)
 print(json.dumps({
-    "load_seconds": load_s, "eval_every": every, "runs": runs,
-    "peak_mib": kib("VmHWM") / 1024, "backend": keras.backend.backend(),
+    "load_seconds": load_s, "eval_every": every, "backend": keras.backend.backend(),
+    "seconds": time.perf_counter() - start,
+    "fused": report.config["fused"],
+    "steps": [h["steps"] for h in report.history],
+    "pd": [h["pd"]["relative"] for h in report.history],
+    "pair_pd": [[e["relative"] for e in p["pd"]] for p in report.pair_results],
+    "auc": [h["metrics"].get("auc") for h in report.history],
+    "peak_mib": kib("VmHWM") / 1024, "rss": samples,
 }))
 """
+
+
+def _rss_along(samples: list, parts: int = 4) -> str:
+    """Resident memory at the end of each quarter of the run (MiB)."""
+    if not samples:
+        return "n/a"
+    end = samples[-1][0]
+    marks = []
+    for q in range(1, parts + 1):
+        at = [mib for t, mib in samples if t <= end * q / parts]
+        marks.append(f"{max(at):.0f}")
+    return " / ".join(marks)
 
 
 def main() -> None:
@@ -123,25 +138,33 @@ def main() -> None:
         }
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.setdefault("KERAS_BACKEND", "jax")
-        start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, json.dumps(child)],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-            check=True,
-        )
-        wall_s = time.perf_counter() - start
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    runs = result["runs"]
+        # One process per activation: its peak memory is its own, not the sum of the earlier
+        # runs' compiled programs (one process running all three grew by 150-300 MiB per run).
+        runs = results = {}
+        for label, width in [("relu", None)] + [(f"smelu {w:g}", w) for w in args.widths]:
+            start = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", CHILD, json.dumps({**child, "width": width})],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+                check=True,
+            )
+            results[label] = json.loads(done.stdout.strip().splitlines()[-1])
+            results[label]["wall"] = time.perf_counter() - start
+            print(f"{label}: {results[label]['wall']:.0f} s", flush=True)
+    first = next(iter(results.values()))
     print(
-        f"\none pass over {args.rows:,} rows ({result['backend']}): process wall {wall_s:.0f} s, "
-        f"peak RSS {result['peak_mib']:.0f} MiB; load (split boundary, test slice) "
-        f"{result['load_seconds']:.0f} s; eval_every {result['eval_every']} steps of "
-        f"{args.batch_size}"
+        f"\none pass over {args.rows:,} rows ({first['backend']}); load (split boundary, "
+        f"test slice) {first['load_seconds']:.0f} s; eval_every {first['eval_every']} steps "
+        f"of {args.batch_size}"
     )
     for label, run in runs.items():
-        print(f"  {label}: {run['seconds']:.0f} s for {args.pairs} pairs (fused: {run['fused']})")
+        print(
+            f"  {label}: {run['seconds']:.0f} s for {args.pairs} pairs (fused: {run['fused']}), "
+            f"process wall {run['wall']:.0f} s, peak RSS {run['peak_mib']:.0f} MiB, RSS at "
+            f"each quarter of the run {_rss_along(run['rss'])} MiB"
+        )
     widths = [label for label in runs if label != "relu"]
     header = f"{'step':>7} {'relu PD':>9} {'relu AUC':>9}" + "".join(
         f" {label + ' PD/relu [90% CI]':>28}" for label in widths

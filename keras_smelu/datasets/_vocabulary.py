@@ -57,7 +57,10 @@ def dictionary(values) -> tuple[object, np.ndarray]:
     pa, _, pc = pyarrow_modules()
     encoded = pc.dictionary_encode(_flat(values), null_encoding="mask")
     distinct = encoded.dictionary
-    index = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
+    index = encoded.indices
+    if index.null_count:
+        index = index.fill_null(len(distinct))
+    index = index.to_numpy(zero_copy_only=False)
     return distinct, index.astype(np.intp, copy=False)
 
 
