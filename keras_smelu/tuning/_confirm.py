@@ -3,12 +3,12 @@
 The decision (`TuningResult.decision`) may leave candidates unresolved (an interval straddles
 the budget or the PD-ratio-1 line), and a recommendation chosen as the best of many candidates
 flatters itself. The confirmation stage gives the points that decide the answer (ReLU, the
-recommended point, the unresolved points of the frontier) more pairs,
-continuing their pair indices with the same seeds as in the search (pair k is pair k in every
-trial), in rounds that bring each such point to half as many pairs again as the fewest any of
-them has (3, 5, 8, 12, ...; at most `confirm_pairs`), until the decision is resolved or every
-such point has `confirm_pairs` pairs. A round trains a point's new pairs in one call (one program where the replicas stack),
-and growing rounds reach a resolved decision in few of them.
+recommended point, and at most `MAX_CHALLENGERS` unresolved frontier points that could displace
+it) more pairs, continuing their pair indices with the same seeds as in the search (pair k is
+pair k in every trial), in rounds that bring each such point to half as many pairs again as the
+fewest any of them has (3, 5, 8, 12, ...; at most `confirm_pairs`), until the decision is
+resolved or every such point has `confirm_pairs` pairs. A round trains a point's new pairs in
+one call (one program, the replicas stacked), so growing rounds resolve in few calls.
 
 Each confirmed pair is stored as soon as it is trained (an Optuna study `<study>/confirm`, or
 JSON files in a folder for keras-tuner), so a killed confirmation resumes without redoing a pair.
