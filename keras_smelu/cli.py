@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--storage", help="the study's storage (default: the run's)")
 
     demo = sub.add_parser(
-        "demo", help="a tuning job on built-in synthetic data (about 20 minutes on 2 cores)"
+        "demo", help="a tuning job on built-in synthetic data (about 5 minutes of CPU with JAX)"
     )
     _add_run_options(demo)
     return parser
