@@ -79,7 +79,7 @@ def section(title: str, result, plot: str, seconds: float) -> str:
         lines += [f"**Decision.** {decision.summary}", ""]
     from keras_smelu.tuning._ensembles import ensemble_words
 
-    lines += [f"- {line}" for line in ensemble_words(result, result.ensemble_comparisons())]
+    lines += [f"- {line}" for line in ensemble_words(result, result.ensemble_comparisons)]
     lines += [
         "",
         f"Accuracy is `{result.objective_label(0)}`, PD is `{result.objective_label(1)}`; "
