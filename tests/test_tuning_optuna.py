@@ -117,6 +117,12 @@ def test_an_unmeasured_accuracy_metric_stops_the_study(tmp_path):
         )
 
 
+def _interruptible() -> None:
+    # A test run started in the background of a shell inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the CLI the disposition a terminal gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args, **kwargs):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.Popen(
@@ -126,6 +132,7 @@ def _cli(*args, **kwargs):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_interruptible,
         **kwargs,
     )
 
