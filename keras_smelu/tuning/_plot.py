@@ -202,9 +202,7 @@ def render_pareto_plot(info: ParetoPlotInfo, path: str | os.PathLike[str]) -> Pa
         y = [p[3] for p in pts]
         for p in pts:
             if p[0] in info.intervals:
-                x_low, x_high, y_low, y_high = info.intervals[p[0]]
-                ax.plot([x_low, x_high], [p[3], p[3]], color="0.55", linewidth=0.8, zorder=1)
-                ax.plot([p[2], p[2]], [y_low, y_high], color="0.55", linewidth=0.8, zorder=1)
+                _interval_cross(ax, p[2], p[3], info.intervals[p[0]], color="0.55")
             elif not paired:
                 xerr, yerr = _finite_or_zero(p[4]), _finite_or_zero(p[5])
                 ax.errorbar(p[2], p[3], xerr=xerr, yerr=yerr, fmt="none", ecolor="0.6", alpha=0.5)
@@ -288,13 +286,18 @@ def render_pareto_plot(info: ParetoPlotInfo, path: str | os.PathLike[str]) -> Pa
     return path
 
 
+def _interval_cross(ax, x: float, y: float, bounds, *, color: str, alpha: float = 1.0) -> None:
+    """A point's paired intervals as a cross: `bounds` is `(x_low, x_high, y_low, y_high)`."""
+    x_low, x_high, y_low, y_high = bounds
+    ax.plot([x_low, x_high], [y, y], color=color, linewidth=0.8, alpha=alpha, zorder=1)
+    ax.plot([x, x], [y_low, y_high], color=color, linewidth=0.8, alpha=alpha, zorder=1)
+
+
 def _draw_ensembles(ax, info: ParetoPlotInfo) -> None:
     """ReLU ensembles: a distinct marker (a cross in a red outline), with paired interval bars."""
     for number, _, x, y, _ in info.ensembles:
         if number in info.intervals:
-            x_low, x_high, y_low, y_high = info.intervals[number]
-            ax.plot([x_low, x_high], [y, y], color="tab:red", linewidth=0.8, alpha=0.6, zorder=1)
-            ax.plot([x, x], [y_low, y_high], color="tab:red", linewidth=0.8, alpha=0.6, zorder=1)
+            _interval_cross(ax, x, y, info.intervals[number], color="tab:red", alpha=0.6)
     ax.scatter(
         [e[2] for e in info.ensembles],
         [e[3] for e in info.ensembles],
