@@ -332,7 +332,12 @@ class RunTrainer:
         )
         if settings.fused is True and blocker is not None:
             raise ValueError(f"`fused=True`, but the replicas cannot train as one: {blocker}")
-        state.fuse = settings.fused is not False and blocker is None
+        # "auto" stacks only where one program was measured faster than one replica after
+        # the other (JAX; on TensorFlow the stacked graph ran slower: benchmarks/replica_stacking.py).
+        wanted = settings.fused is True or (
+            settings.fused == "auto" and keras.backend.backend() == "jax"
+        )
+        state.fuse = wanted and blocker is None
         state.stacked = len(replicas) if state.fuse else 1
         self.stack = compile_stack(replicas) if state.fuse else None
 

@@ -426,6 +426,14 @@ def test_fused_auto_falls_back_where_one_program_would_not_be_exact():
         )
 
 
+@pytest.mark.backend
+def test_fused_auto_stacks_only_on_the_backend_where_it_pays():
+    # JAX runs the stacked program faster than one replica after the other; TensorFlow slower.
+    report = train_replicas(build_binary, TRAIN, EVAL, epochs=1, verbose=0)
+    stacks = keras.backend.backend() == "jax"
+    assert report.config["fused"] is stacks and report.config["stacked"] == (2 if stacks else 1)
+
+
 def test_replicas_with_different_optimizers_do_not_stack():
     calls = []
 
