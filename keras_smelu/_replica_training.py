@@ -333,7 +333,7 @@ class RunTrainer:
         if settings.fused is True and blocker is not None:
             raise ValueError(f"`fused=True`, but the replicas cannot train as one: {blocker}")
         # "auto" stacks only where one program was measured faster than one replica after
-        # the other (JAX; on TensorFlow the stacked graph ran slower: benchmarks/replica_stacking.py).
+        # the other: JAX (on TensorFlow the stacked graph ran slower; replica_stacking.py).
         wanted = settings.fused is True or (
             settings.fused == "auto" and keras.backend.backend() == "jax"
         )
