@@ -81,11 +81,11 @@ class ReplicaSettings:
         fused: Train all `2 * pairs` replicas of the run as one program (a stack), each on
             its own batches: one compilation and one step's overhead for all, and the same
             replicas as one after the other (an optimizer that updates each weight from its
-            own gradient makes each replica's own step). `"auto"` (default): on the JAX backend (on
-            TensorFlow the stacked program was measured slower), when possible, i.e. NumPy
-            arrays or streamed data, one loss, no `loss_weights`, no callbacks, no global-norm
-            clipping or loss scaling, one optimizer configuration; otherwise one replica after
-            the other. `True`: required (ValueError saying why not); `False`:
+            own gradient makes each replica's own step). `"auto"` (default): on the JAX
+            backend (on TensorFlow the stacked program was measured slower), when possible,
+            i.e. NumPy arrays or streamed data, one loss, no `loss_weights`, no callbacks, no
+            global-norm clipping or loss scaling, one optimizer configuration; otherwise one
+            replica after the other. `True`: required (ValueError saying why not); `False`:
             never. Stacked replicas' own optimizers stay unused (a fresh copy trains them),
             their training losses leave out regularization terms, and NumPy training data is
             held once per replica (each in its own order) for the epoch.
