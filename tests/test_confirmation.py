@@ -163,8 +163,11 @@ def test_confirm_continues_from_a_partial_store(tmp_path):
 def _confirm_keys(storage: str, study_name: str) -> list[tuple[int, int]]:
     import optuna
 
+    from keras_smelu.tuning._optuna_backend import make_storage
+
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        # Through `make_storage`, as readers do: the job may be creating the file's schema.
+        study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
     except KeyError:
         return []
     return [
