@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     for result in results:
         print(
             f"\n{result['backend']} on {result['device']}: one training run "
-            f"{result['single_median']:.2f}s (median)"
+            f"{result['single_median']:.2f}s (median); stacked replicas as one "
+            f"{result['program']} program"
         )
         print("pairs | stacked | sequential | stacked / sequential")
         for row in result["rows"]:
@@ -177,9 +178,12 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
             expected = 2 * pairs if fused else 1
             if report.config["stacked"] != expected:
                 raise RuntimeError(f"expected {expected} replicas per program: {report.config}")
+            if fused:
+                programs.add(report.config["program"])
 
         return run
 
+    programs: set[str] = set()  # "vectorized" (JAX) or "stack": how the replicas ran
     calls = {"single": single}
     for pairs in pair_counts:
         calls[f"stacked {pairs}"] = trial(pairs, True)
@@ -216,6 +220,7 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "backend": keras.backend.backend(),
         "device": device,
+        "program": " and ".join(sorted(programs)),
         "single_median": float(np.median(one)),
         "rows": rows,
     }

@@ -53,9 +53,7 @@ def check_labels(labels: np.ndarray, name: str) -> None:
         )
     if labels.dtype.kind == "f" and not np.isfinite(labels).all():
         bad = int(np.flatnonzero(~np.isfinite(labels.reshape(len(labels), -1)).any(axis=1))[0])
-        raise ValueError(
-            f"The labels of `{name}` must be finite; row {bad} holds {labels[bad]!r}"
-        )
+        raise ValueError(f"The labels of `{name}` must be finite; row {bad} holds {labels[bad]!r}")
 
 
 class ArrayData:
@@ -92,19 +90,21 @@ class ArrayData:
             check_labels(label, name)
         self.batch_size = batch_size
 
-    def _take(self, index: np.ndarray | slice) -> tuple[Any, Any, Any]:
-        def take(a: np.ndarray) -> np.ndarray:
+    def take(self, index: np.ndarray | slice) -> tuple[Any, Any, Any]:
+        """`(x, y, sample_weight)` of the rows `index` selects."""
+
+        def rows(a: np.ndarray) -> np.ndarray:
             return a[index]
 
         sample_weight = None if self.sample_weight is None else self.sample_weight[index]
         return (
-            keras.tree.map_structure(take, self.x),
-            keras.tree.map_structure(take, self.y),
+            keras.tree.map_structure(rows, self.x),
+            keras.tree.map_structure(rows, self.y),
             sample_weight,
         )
 
     def epoch(self, rng: np.random.Generator) -> dict[str, Any]:
-        x, y, sample_weight = self._take(rng.permutation(self.n))
+        x, y, sample_weight = self.take(rng.permutation(self.n))
         return {"x": x, "y": y, "sample_weight": sample_weight, "batch_size": self.batch_size}
 
     def evaluate_kwargs(self) -> dict[str, Any]:
@@ -119,7 +119,7 @@ class ArrayData:
         return {"x": self.x, "batch_size": self.batch_size}
 
     def sample_x(self) -> Any:
-        return self._take(slice(0, min(self.n, self.batch_size)))[0]
+        return self.take(slice(0, min(self.n, self.batch_size)))[0]
 
     def labels(self) -> np.ndarray | None:
         return self.y if isinstance(self.y, np.ndarray) else None

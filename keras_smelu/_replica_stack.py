@@ -40,9 +40,7 @@ class ReplicaStack(keras.Model):
         }
 
 
-def why_not_fused(
-    replicas: Sequence[keras.Model], *, arrays: bool, callbacks: Any
-) -> str | None:
+def why_not_fused(replicas: Sequence[keras.Model], *, arrays: bool, callbacks: Any) -> str | None:
     """Why these replicas cannot train as one program, or None when they can.
 
     One program is exact only where nothing couples the replicas: per-weight optimizer updates

@@ -31,6 +31,7 @@ from keras_smelu._replica_models import (
 )
 from keras_smelu._replica_stack import compile_stack, fit_stack, why_not_fused
 from keras_smelu._replica_summary import infer_task, pair_pd, resolve_pd_kind
+from keras_smelu._replica_vmap import VmappedReplicas, why_not_vmapped
 
 if TYPE_CHECKING:
     from keras_smelu.replicas import ReplicaSettings
@@ -61,13 +62,15 @@ class NonFiniteLossError(ArithmeticError):
 @dataclasses.dataclass
 class RunState:
     """What is decided once for all pairs of a run: the task and headline PD kind (from the
-    first predictions, unless given), whether the replicas train as one program (`fuse`) and
-    how many replicas that program holds (`stacked`; 1 when they train one after the other)."""
+    first predictions, unless given), whether the replicas train as one program (`fuse`), how
+    many replicas that program holds (`stacked`; 1 when they train one after the other) and
+    which program it is (`program`: "vectorized", "stack" or "sequential")."""
 
     task: str | None = None
     pd_kind: str | None = None
     fuse: bool | None = None
     stacked: int = 1
+    program: str = "sequential"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,9 +233,15 @@ class PairTrainer:
             train_losses.append(float(history.history.get("loss", [math.nan])[-1]))
         return train_losses
 
-    def end(self, parts: tuple[Segment, Segment], train_losses: Sequence[float]) -> None:
+    def end(
+        self,
+        parts: tuple[Segment, Segment],
+        train_losses: Sequence[float],
+        measured: Sequence[tuple[dict[str, float], np.ndarray]] | None = None,
+    ) -> None:
         """Records the checkpoint the replicas were trained to: steps, losses, and the
-        metrics, predictions and PD on the evaluation data."""
+        metrics, predictions and PD on the evaluation data (`measured` when the run's program
+        measured them already: each replica's metrics and predictions)."""
         e, settings, verbose = self.epochs_done, self.settings, self.verbose
         if parts[0].steps != parts[1].steps:  # the streams of one split hold the same rows
             raise RuntimeError(
@@ -246,7 +255,10 @@ class PairTrainer:
         for r, replica in enumerate(self.replicas):
             where = {"pair": self.index + 1, "replica": REPLICA_NAMES[r], "epoch": e + 1}
             start = time.perf_counter()
-            metrics, preds = _measure(replica, self.evaluation, train_losses[r], where)
+            if measured is None:
+                metrics, preds = _measure(replica, self.evaluation, train_losses[r], where)
+            else:
+                metrics, preds = _check_finite(*measured[r], train_losses[r], where)
             self.seconds += time.perf_counter() - start
             if self.state.pd_kind is None:
                 self.state.task = infer_task(preds, self.labels)
@@ -339,7 +351,13 @@ class RunTrainer:
         )
         state.fuse = wanted and blocker is None
         state.stacked = len(replicas) if state.fuse else 1
-        self.stack = compile_stack(replicas) if state.fuse else None
+        # One replica's step mapped over all (JAX, one architecture): a program that does not
+        # grow with the replicas; else the replicas side by side in one model.
+        self.vmapped = self.stack = None
+        if state.fuse and why_not_vmapped(replicas) is None:
+            self.vmapped, state.program = VmappedReplicas(replicas), "vectorized"
+        elif state.fuse:
+            self.stack, state.program = compile_stack(replicas), "stack"
 
     @property
     def done(self) -> bool:
@@ -349,12 +367,39 @@ class RunTrainer:
     def step(self) -> None:
         """Trains every replica to the next checkpoint and measures every pair there."""
         parts = [trainer.begin() for trainer in self.trainers]
-        if self.stack is None:
-            losses = [trainer.fit_alone(p) for trainer, p in zip(self.trainers, parts, strict=True)]
-        else:
+        measured: list[Any] = [None] * len(self.trainers)
+        if self.vmapped is not None:
+            losses, measured = self._fit_vmapped(parts)
+        elif self.stack is not None:
             losses = self._fit_stacked(parts)
-        for trainer, p, pair_losses in zip(self.trainers, parts, losses, strict=True):
-            trainer.end(p, pair_losses)
+        else:
+            losses = [trainer.fit_alone(p) for trainer, p in zip(self.trainers, parts, strict=True)]
+        for trainer, p, pair_losses, pair_measured in zip(
+            self.trainers, parts, losses, measured, strict=True
+        ):
+            trainer.end(p, pair_losses, pair_measured)
+
+    def _fit_vmapped(self, parts: list[tuple[Segment, Segment]]) -> tuple[list, list]:
+        """One vectorized program trains every replica and, on in-memory evaluation data,
+        measures them; returns each pair's training losses and measurements (None: each
+        replica is measured on its own)."""
+        first = self.trainers[0]
+        keras.utils.set_random_seed(first.train_seed())  # as `_fit_stacked` and `fit` see it
+        start = time.perf_counter()
+        with _quiet_stream_ends(first.train):
+            flat = self.vmapped.fit(
+                [segment for pair in parts for segment in pair], streamed=self.streamed
+            )
+        results: list[Any] = [None] * len(flat)
+        if isinstance(first.evaluation, ArrayData) and all(map(math.isfinite, flat)):
+            results = self.vmapped.measure(first.evaluation)
+        share = (time.perf_counter() - start) / len(self.trainers)
+        for trainer in self.trainers:
+            trainer.seconds += share
+        pairs = range(len(self.trainers))
+        return [flat[2 * k : 2 * k + 2] for k in pairs], [
+            None if results[0] is None else results[2 * k : 2 * k + 2] for k in pairs
+        ]
 
     def _fit_stacked(self, parts: list[tuple[Segment, Segment]]) -> list[list[float]]:
         """One `fit` of the stack; returns each pair's two training losses."""
@@ -407,12 +452,20 @@ def _measure(
     if not math.isfinite(train_loss):
         raise NonFiniteLossError(**where, quantity="training loss", value=train_loss)
     metrics = replica.evaluate(**evaluation.evaluate_kwargs(), verbose=0, return_dict=True)
+    return _check_finite(metrics, predict(replica, evaluation), train_loss, where)
+
+
+def _check_finite(
+    metrics: dict[str, Any], preds: np.ndarray, train_loss: float, where: dict[str, Any]
+) -> tuple[dict[str, float], np.ndarray]:
+    """`(metrics, predictions)` as floats; raises `NonFiniteLossError` on anything non-finite."""
+    if not math.isfinite(train_loss):
+        raise NonFiniteLossError(**where, quantity="training loss", value=train_loss)
     metrics = {key: float(value) for key, value in metrics.items()}
     for key, value in metrics.items():
         if not math.isfinite(value):
             quantity = "eval loss" if key == "loss" else f"eval {key!r}"
             raise NonFiniteLossError(**where, quantity=quantity, value=value)
-    preds = predict(replica, evaluation)
     if not np.isfinite(preds).all():
         value = float(preds[~np.isfinite(preds)].flat[0])
         raise NonFiniteLossError(**where, quantity="prediction", value=value)

@@ -86,8 +86,7 @@ def _labels(labels: ArrayLike, n: int) -> np.ndarray:
     bad = ~((y == 0) | (y == 1))
     if bad.any():
         raise ValueError(
-            f"`labels` must be 0 or 1; received: {int(bad.sum())} other values, e.g. "
-            f"{y[bad][0]!r}"
+            f"`labels` must be 0 or 1; received: {int(bad.sum())} other values, e.g. {y[bad][0]!r}"
         )
     return y == 1
 
@@ -261,8 +260,10 @@ def _rankings(
                 f"{raw.shape}"
             )
         g = np.unique(raw, return_inverse=True)[1].reshape(-1)
-    if isinstance(min_group_size, bool) or not isinstance(min_group_size, int) or (
-        min_group_size < 1
+    if (
+        isinstance(min_group_size, bool)
+        or not isinstance(min_group_size, int)
+        or (min_group_size < 1)
     ):
         raise ValueError(
             f"Argument `min_group_size` must be an integer >= 1; received: {min_group_size!r}"

@@ -341,9 +341,7 @@ def inspect_activations(
                 count=acc.count,
                 mean=mean,
                 std=std,
-                abs_quantiles={
-                    level: float(np.quantile(acc.sample, level)) for level in levels
-                },
+                abs_quantiles={level: float(np.quantile(acc.sample, level)) for level in levels},
                 band_share=dict(
                     zip(widths_.tolist(), shares[: widths_.size].tolist(), strict=True)
                 ),

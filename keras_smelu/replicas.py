@@ -86,9 +86,13 @@ class ReplicaSettings:
             i.e. NumPy arrays or streamed data, one loss, no `loss_weights`, no callbacks, no
             global-norm clipping or loss scaling, one optimizer configuration; otherwise one
             replica after the other. `True`: required (ValueError saying why not); `False`:
-            never. Stacked replicas' own optimizers stay unused (a fresh copy trains them),
-            their training losses leave out regularization terms, and NumPy training data is
-            held once per replica (each in its own order) for the epoch.
+            never. On JAX, replicas of one architecture (one builder, one activation) train
+            as one replica's step vectorized over all (`jax.vmap`; `config["program"]` is
+            `"vectorized"`), and are measured the same way on in-memory evaluation data: the
+            program does not grow with the replicas. Otherwise (`"stack"`) the replicas sit
+            side by side in one model, their own optimizers stay unused (a fresh copy trains
+            them) and their training losses leave out regularization terms. NumPy training
+            data is held once per replica (each in its own order) for the epoch.
         first_pair: The 0-based index of the first pair: pairs `first_pair ..
             first_pair + pairs - 1` are trained, each with its own seeds, so that more pairs
             can be added to a measurement later without redoing one.
@@ -179,8 +183,9 @@ class ReplicaReport:
         activation: A readable description of the activation.
         task: `"binary"`, `"multiclass"` or `"regression"`.
         config: The run's settings (with `fused`: whether the replicas trained as one
-            program, and `stacked`: the replicas that program held, 1 when they trained one
-            after the other), Keras backend and versions.
+            program, `stacked`: the replicas that program held, 1 when they trained one
+            after the other, and `program`: `"vectorized"`, `"stack"` or `"sequential"`),
+            Keras backend and versions.
         train_seconds: Wall time spent in `fit`, `evaluate` and `predict`.
         wall_seconds: Wall time of the whole `train_replicas` call.
         models: The trained replicas `[pair1_a, pair1_b, pair2_a, ...]` when `return_models`,
@@ -408,6 +413,7 @@ def train_replicas(
             "pd": pd,
             "fused": bool(state.fuse),
             "stacked": state.stacked,
+            "program": state.program,
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
             "numpy_version": _numpy_version(),

@@ -291,9 +291,7 @@ def rebuild(
         The new model and the `(site, new activation)` pairs that were put in, in model order.
     """
     if not isinstance(model, keras.Model):
-        raise SwapError(
-            f"`model` must be a keras.Model; received: {type(model).__name__}"
-        )
+        raise SwapError(f"`model` must be a keras.Model; received: {type(model).__name__}")
     if not _is_graph_model(model):
         raise SwapError(
             f"Cannot rebuild model {model.name!r}: it is a subclassed model (class "

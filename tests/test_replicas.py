@@ -390,6 +390,9 @@ def test_stacked_replicas_equal_sequential_ones(vary):
     fused, sequential = runs[True], runs[False]
     assert fused.config["fused"] is True and sequential.config["fused"] is False
     assert fused.config["stacked"] == 6 and sequential.config["stacked"] == 1
+    vectorized = keras.backend.backend() == "jax"  # one replica's step mapped over all six
+    assert fused.config["program"] == ("vectorized" if vectorized else "stack")
+    assert sequential.config["program"] == "sequential"
     assert len(fused.models) == 6
     for one, other in zip(fused.models, sequential.models, strict=True):
         assert _weights_equal(one, other)
@@ -445,6 +448,36 @@ def test_replicas_with_different_optimizers_do_not_stack():
         train_replicas(drifting, TRAIN, EVAL, vary="both", verbose=0, fused=True)
     report = train_replicas(drifting, TRAIN, EVAL, vary="both", epochs=1, verbose=0)
     assert report.config["fused"] is False and report.config["stacked"] == 1
+
+
+@pytest.mark.backend
+def test_replicas_that_differ_in_a_layer_setting_are_not_vectorized():
+    # Same variables, same optimizer, but each replica its own dropout rate: one replica's
+    # step mapped over all would apply the first one's rate to every replica. They train side
+    # by side instead, each as it would alone.
+    rates = iter([0.1, 0.5, 0.2, 0.4] * 2)
+
+    def varying(activation):
+        return build_binary(activation, dropout=next(rates))
+
+    runs = {
+        fused: train_replicas(
+            varying,
+            TRAIN,
+            EVAL,
+            pairs=2,
+            epochs=1,
+            batch_size=32,
+            verbose=0,
+            return_models=True,
+            fused=fused,
+        )
+        for fused in (True, False)
+    }
+    assert runs[True].config["program"] == "stack"
+    for one, other in zip(runs[True].models, runs[False].models, strict=True):
+        assert _weights_equal(one, other)
+    assert runs[True].pd == runs[False].pd
 
 
 def test_a_layer_shared_across_pairs_is_refused():

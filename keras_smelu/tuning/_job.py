@@ -595,7 +595,7 @@ class Job:
                 "training",
                 "vary",
                 "with [model] warm_start every replica starts from the saved weights, so "
-                "\"init\" would vary nothing; expected \"data_order\" (or \"both\", the same "
+                '"init" would vary nothing; expected "data_order" (or "both", the same '
                 "here), got 'init'",
             )
         return self

@@ -52,8 +52,8 @@ def infer_direction(metric: str, direction: str | None = None) -> str:
         return METRIC_DIRECTIONS[metric]
     raise SettingError(
         "direction",
-        detail=f"metric {metric!r} is not a known one; set direction = \"minimize\" or "
-        f"\"maximize\" (known metrics: {sorted(METRIC_DIRECTIONS)})",
+        detail=f'metric {metric!r} is not a known one; set direction = "minimize" or '
+        f'"maximize" (known metrics: {sorted(METRIC_DIRECTIONS)})',
     )
 
 
@@ -131,7 +131,7 @@ class Objective:
             raise SettingError(
                 "group",
                 detail=f"pd = {self.pd!r} ranks the rows of each group; expected the name of "
-                f"the input column holding each row's group (e.g. \"user_id\"); got {self.group!r}",
+                f'the input column holding each row\'s group (e.g. "user_id"); got {self.group!r}',
             )
         check_number("level", self.level, low=0.5, high=1.0, high_open=True)
         check_int("confirm_pairs", self.confirm_pairs, 0)

@@ -164,8 +164,7 @@ def _labels_without_collisions(ax, items, min_pixels: float = 28.0):
     for x, y, text in items:
         px, py = ax.transData.transform((x, y))
         if any(
-            abs(px - qx) < min_pixels * 2.5 and abs(py - qy) < min_pixels / 2
-            for qx, qy in placed
+            abs(px - qx) < min_pixels * 2.5 and abs(py - qy) < min_pixels / 2 for qx, qy in placed
         ):
             continue
         placed.append((px, py))

@@ -179,8 +179,10 @@ class TrialRecord:
         set_(self, "system", dict(self.system))
         set_(self, "history", {k: tuple(v) for k, v in dict(self.history).items()})
         set_(self, "pairs", tuple(dict(p) for p in self.pairs))
-        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or (
-            self.ensemble < 1
+        if (
+            isinstance(self.ensemble, bool)
+            or not isinstance(self.ensemble, int)
+            or (self.ensemble < 1)
         ):
             raise ValueError(
                 f"ensemble must be an integer >= 1; got {self.ensemble!r} (trial {self.number})"

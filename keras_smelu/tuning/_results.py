@@ -171,9 +171,7 @@ class TuningResult:
         written before it was kept have none: the legacy rule recommends then)."""
         reference = self.reference
         return bool(
-            reference is not None
-            and reference.pairs
-            and all(t.pairs for t in self.candidates)
+            reference is not None and reference.pairs and all(t.pairs for t in self.candidates)
         )
 
     def pairs_of(self, trial: TrialRecord) -> TrialPairs | None:
@@ -238,9 +236,7 @@ class TuningResult:
             return None
         decision = self.decision
         if decision is not None:
-            return next(
-                (t for t in candidates if candidate_name(t) == decision.recommended), None
-            )
+            return next((t for t in candidates if candidate_name(t) == decision.recommended), None)
         reference = self.reference
         index = recommend(
             self._values(candidates),
@@ -655,7 +651,6 @@ class TuningReport:
 def plot_filename(model: str) -> str:
     """`frontier-<model>.png`, with characters unsafe in file names replaced by `_`."""
     return f"frontier-{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.png"
-
 
 
 # --------------------------------------------------------------------------- reading

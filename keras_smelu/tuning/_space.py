@@ -226,7 +226,7 @@ class SearchSpace:
             if self.width_high < 10.0 * self.width_low:
                 raise SettingError(
                     "width_high",
-                    detail="with width_range = \"auto\", width_low and width_high bound the "
+                    detail='with width_range = "auto", width_low and width_high bound the '
                     "measured range and must span at least a decade; expected width_high >= "
                     f"{10.0 * self.width_low:g}, got {self.width_high!r}",
                 )

@@ -90,9 +90,7 @@ def print_progress(
     """
     stream = stream or sys.stdout
     counter = (
-        "reference"
-        if record.is_reference or record.is_ensemble
-        else f"trial {finished}/{trials}"
+        "reference" if record.is_reference or record.is_ensemble else f"trial {finished}/{trials}"
     )
     if record.is_complete:
         values = f"{names[0]} {record.accuracy:.4f}, {names[1]} {record.pd:.4f}"
@@ -362,24 +360,22 @@ def tune(
                     f"The builder of model {name!r} takes (activation, hp): that form is for "
                     "the keras_tuner backend. With Optuna, a builder takes the activation only."
                 )
-            result = (
-                chosen.load().optimize(
-                    name,
-                    builder,
-                    train_data,
-                    eval_data,
-                    space,
-                    settings,
-                    trials=trials,
-                    storage=storage,
-                    study_name=chosen.study_id(study_name, name),
-                    sampler=sampler or chosen.default_sampler,
-                    seed=settings.training.seed,
-                    timeout=timeout,
-                    progress=progress,
-                    fingerprint=fingerprint,
-                    on_mismatch=on_mismatch,
-                )
+            result = chosen.load().optimize(
+                name,
+                builder,
+                train_data,
+                eval_data,
+                space,
+                settings,
+                trials=trials,
+                storage=storage,
+                study_name=chosen.study_id(study_name, name),
+                sampler=sampler or chosen.default_sampler,
+                seed=settings.training.seed,
+                timeout=timeout,
+                progress=progress,
+                fingerprint=fingerprint,
+                on_mismatch=on_mismatch,
             )
             result = _with_decision_settings(result, settings)
             if space.is_auto:
