@@ -91,7 +91,9 @@ def test_demo_job_is_small_but_decides_with_intervals():
     assert job.data.dataset == "synthetic"
     # Enough pairs for paired intervals (3 at least), few and small enough for minutes.
     assert 3 <= job.training.pairs <= 6 and job.objective.confirm_pairs <= 10
-    assert job.job.trials <= 12 and job.training.epochs <= 4
+    # The search's work (trials x pairs x epochs) within that of 12 trials x 6 pairs x 4 epochs.
+    assert job.job.trials <= 12 and job.training.epochs <= 8
+    assert job.job.trials * job.training.pairs * job.training.epochs <= 12 * 6 * 4
     assert job.data.n_train <= 20000 and max(job.model.hidden) <= 64
 
 
