@@ -388,7 +388,9 @@ class RunTrainer:
         start = time.perf_counter()
         with _quiet_stream_ends(first.train):
             flat = self.vmapped.fit(
-                [segment for pair in parts for segment in pair], streamed=self.streamed
+                [segment for pair in parts for segment in pair],
+                streamed=self.streamed,
+                verbose=self.verbose,
             )
         results: list[Any] = [None] * len(flat)
         if isinstance(first.evaluation, ArrayData) and all(map(math.isfinite, flat)):

@@ -98,8 +98,11 @@ class VmappedReplicas:
         self._test = jax.jit(jax.vmap(template.test_step, in_axes=(0, None)))
         self._predict = jax.jit(jax.vmap(template.predict_step, in_axes=(0, None)))
 
-    def fit(self, parts: Sequence[Segment], *, streamed: bool) -> list[float]:
+    def fit(self, parts: Sequence[Segment], *, streamed: bool, verbose: Any = 0) -> list[float]:
         """Trains replica `i` on `parts[i]` (NumPy `fit` arguments, or a stream of batches).
+
+        With `verbose` (as `fit` takes it), a Keras progress bar counts the steps and ends
+        with the replicas' mean training loss.
 
         Returns:
             Each replica's mean training loss over its segment, as `fit`'s history gives it.
@@ -116,14 +119,26 @@ class VmappedReplicas:
             _stack([[v.value for v in r.optimizer.variables] for r in self.replicas]),
             [m.copy() for m in self._fresh_metrics],  # the step donates its state
         )
+        progress = None
+        if verbose:
+            progress = keras.utils.Progbar(_steps(parts, streamed), verbose=_progbar_mode(verbose))
+        step = 0
         for batch in itertools.chain([first], batches):
             _, state = self._train(state, batch)
+            step += 1
+            if progress is not None:
+                progress.update(step)
         trainable, non_trainable, optimizer, metrics = state
         for i, replica in enumerate(self.replicas):
             _assign(replica.trainable_variables, trainable, i)
             _assign(replica.non_trainable_variables, non_trainable, i)
             _assign(replica.optimizer.variables, optimizer, i)
-        return [float(self._results(metrics, i)["loss"]) for i in range(len(self.replicas))]
+        losses = [float(self._results(metrics, i)["loss"]) for i in range(len(self.replicas))]
+        if progress is not None:
+            progress.update(
+                step, values=[("mean replica loss", float(np.mean(losses)))], finalize=True
+            )
+        return losses
 
     def measure(self, evaluation: ArrayData) -> list[tuple[dict[str, float], np.ndarray]]:
         """Each replica's evaluation metrics (as `evaluate(return_dict=True)`) and predictions
@@ -160,6 +175,20 @@ class VmappedReplicas:
         mapping = [(v, m[index]) for v, m in zip(template.metrics_variables, metrics, strict=True)]
         with keras.StatelessScope(state_mapping=mapping):
             return template.get_metrics_result()
+
+
+def _steps(parts: Sequence[Segment], streamed: bool) -> int | None:
+    """The steps of a segment, when known before reading it."""
+    kwargs = parts[0].fit_kwargs
+    if streamed:
+        return kwargs.get("steps_per_epoch")
+    rows = int(keras.tree.flatten(kwargs["y"])[0].shape[0])
+    return -(-rows // kwargs["batch_size"])
+
+
+def _progbar_mode(verbose: Any) -> int:
+    """`fit`'s `verbose` as `Progbar` takes it: 1 a bar, 2 one line per segment."""
+    return 1 if verbose in (1, "auto") else 2
 
 
 def _stack(per_replica: list[list[Any]]) -> list[Any]:

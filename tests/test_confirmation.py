@@ -185,7 +185,7 @@ def test_confirmation_resumes_after_sigkill_without_redoing_a_pair(tmp_path):
     job = write_job(tmp_path, trials=2)
     job.write_text(
         job.read_text()
-        .replace('trials = 2', 'trials = 2\nsampler = "grid"')
+        .replace("trials = 2", 'trials = 2\nsampler = "grid"')
         .replace("pairs = 1", "pairs = 3")
         + "\n[search]\nwidth_low = 0.3\nwidth_high = 3.0\n"
         + "\n[objective]\nconfirm_pairs = 5\n"

@@ -159,8 +159,9 @@ def test_auto_width_range_clamps_and_keeps_a_decade():
 def test_auto_width_range_from_a_real_report():
     report = inspect_activations(_known_model(), X)
     low, high = auto_width_range(report)
-    assert low == max(min(report["first"].abs_quantiles[0.01],
-                          report["inner/smelu"].abs_quantiles[0.01]), 1e-3)
+    assert low == max(
+        min(report["first"].abs_quantiles[0.01], report["inner/smelu"].abs_quantiles[0.01]), 1e-3
+    )
     assert high == max(report["first"].abs_quantiles[0.9], report["inner/smelu"].abs_quantiles[0.9])
 
 

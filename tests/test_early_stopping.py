@@ -145,8 +145,13 @@ def test_a_real_study_records_a_pruned_trial(tmp_path):
             }
         )
     record = dataclasses.replace(
-        reference, number=99, family="smelu", width=0.5, pairs=tuple(superb),
-        accuracy=reference.accuracy - 1.0, pd=reference.pd * 0.01,
+        reference,
+        number=99,
+        family="smelu",
+        width=0.5,
+        pairs=tuple(superb),
+        accuracy=reference.accuracy - 1.0,
+        pd=reference.pd * 0.01,
     )
     study.add_trial(
         optuna.trial.create_trial(

@@ -466,7 +466,10 @@ def test_a_full_disk_says_so_in_one_line_and_keeps_the_study(tmp_path):
     "url, shown",
     [
         ("postgresql://bob:s3cr%40t@db:5432/study", "postgresql://bob:***@db:5432/study"),
-        ("postgresql+psycopg2://u:p@h/d?sslmode=require", "postgresql+psycopg2://u:***@h/d?sslmode=require"),
+        (
+            "postgresql+psycopg2://u:p@h/d?sslmode=require",
+            "postgresql+psycopg2://u:***@h/d?sslmode=require",
+        ),
         ("postgresql://bob@db/study", "postgresql://bob@db/study"),
         ("sqlite:////tmp/study.db", "sqlite:////tmp/study.db"),
         ("journal:/tmp/j.log", "journal:/tmp/j.log"),

@@ -47,8 +47,15 @@ def test_an_activation_layer_is_copied_for_every_replica(make, fused):
     activation = make()
     initial = [np.array(w) for w in activation.get_weights()] if activation.weights else None
     report = train_replicas(
-        build, TRAIN, EVAL, activation=activation, pairs=2, epochs=2, fused=fused,
-        verbose=0, return_models=True,
+        build,
+        TRAIN,
+        EVAL,
+        activation=activation,
+        pairs=2,
+        epochs=2,
+        fused=fused,
+        verbose=0,
+        return_models=True,
     )
     replicas = report.models
     owners = [_learnable(m) for m in replicas]

@@ -164,6 +164,19 @@ def test_init_variation_and_callbacks_and_progress_lines(capsys):
     assert report.models is None
 
 
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_replicas_trained_as_one_program_show_their_progress(capsys, verbose):
+    if keras.backend.backend() != "jax":
+        pytest.skip("replicas train as one vectorized program on JAX only")
+    report = train_replicas(build_binary, TRAIN, EVAL, epochs=2, batch_size=64, verbose=verbose)
+    out = capsys.readouterr().out
+    steps = -(-len(TRAIN[1]) // 64)
+    # One bar per checkpoint for all replicas, ending with their mean training loss.
+    assert f"{steps}/{steps}" in out and out.count("mean replica loss") == 2, out
+    assert "pair 1/1: relative PD" in out
+    assert report.config["program"] == "vectorized"
+
+
 def test_common_random_numbers_across_calls_with_tf_data():
     tf = pytest.importorskip("tensorflow")
     train = tf.data.Dataset.from_tensor_slices(TRAIN)  # unbatched: example-level shuffle

@@ -80,9 +80,7 @@ def test_stacked_streamed_replicas_equal_sequential_ones(stream):
             stream, activation, embedding_dim=2, hidden=(8,), normalization="layer", dropout=0.3
         )
 
-    common = dict(
-        pairs=3, epochs=2, batch_size=BATCH, eval_every=5, verbose=0, return_models=True
-    )
+    common = dict(pairs=3, epochs=2, batch_size=BATCH, eval_every=5, verbose=0, return_models=True)
     train = StreamSplit(stream, "train", shuffle_buffer=128)
     stacked = train_replicas(build_dropout, train, stream, fused=True, **common)
     sequential = train_replicas(build_dropout, train, stream, fused=False, **common)
