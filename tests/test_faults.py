@@ -397,13 +397,13 @@ def test_report_on_truncated_json_is_one_line(tmp_path, capsys):
 
 _FULL_DISK = """
 set -eu
-M="$1"; OUT="$2"; JOB="$3"; KEEP="$4"
+M="$1"; OUT="$2"; JOB="$3"; KEEP="$4"; PYTHON="$5"
 mount -t tmpfs -o size=1m tmpfs "$M"
 cp -a "$OUT" "$M/out"
 dd if=/dev/zero of="$M/filler" bs=4k 2>/dev/null || true
 sed "s#$OUT#$M/out#" "$JOB" > "$M/../job-full.toml"
 set +e
-python -m keras_smelu.cli tune "$M/../job-full.toml" --trials 2 --quiet \
+"$PYTHON" -m keras_smelu.cli tune "$M/../job-full.toml" --trials 2 --quiet \
     --set search.reference=false > "$KEEP/stdout" 2> "$KEEP/stderr"
 echo $? > "$KEEP/rc"
 ls -a "$M/out" > "$KEEP/files"
@@ -446,6 +446,7 @@ def test_a_full_disk_says_so_in_one_line_and_keeps_the_study(tmp_path):
             str(tmp_path / "out"),
             str(job),
             str(keep),
+            sys.executable,  # this interpreter: `python` on the PATH may lack the packages
         ],
         cwd=REPO,
         env=_env(),
