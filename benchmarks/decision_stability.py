@@ -113,10 +113,13 @@ def main() -> None:
     if probe.data.dataset == "synthetic":
         data = datasets.load(kwargs.pop("name"), kwargs.pop("path"), **kwargs)
         oracle = datasets.oracle_auc(data)
-    print(f"job {probe.name}: {args.trials or probe.job.trials} trials x "
-          f"{probe.training.pairs} pairs x {probe.training.epochs} epochs, budget "
-          f"{probe.objective.max_accuracy_cost!r}, confirm_pairs {probe.objective.confirm_pairs}"
-          + ("" if oracle is None else f"; oracle AUC {oracle:.3f}"), flush=True)
+    print(
+        f"job {probe.name}: {args.trials or probe.job.trials} trials x "
+        f"{probe.training.pairs} pairs x {probe.training.epochs} epochs, budget "
+        f"{probe.objective.max_accuracy_cost!r}, confirm_pairs {probe.objective.confirm_pairs}"
+        + ("" if oracle is None else f"; oracle AUC {oracle:.3f}"),
+        flush=True,
+    )
     variants = [args.prune] if not args.compare_pruning else [True, False]
     rows = {}
     for seed in args.seeds:
@@ -142,23 +145,29 @@ def main() -> None:
     widths = [r["width"] for r in main_rows if r["width"] is not None]
     print(f"\nagreement: {count}/{len(main_rows)} seeds decide {majority!r}", end="")
     if len(widths) > 1:
-        print(f"; recommended widths {min(widths):.3g}-{max(widths):.3g} "
-              f"(ratio {max(widths) / min(widths):.2f})")
+        print(
+            f"; recommended widths {min(widths):.3g}-{max(widths):.3g} "
+            f"(ratio {max(widths) / min(widths):.2f})"
+        )
     else:
         print()
     spent = [r["replica_epochs"] for r in main_rows]
     fixed = [r["fixed"] for r in main_rows]
-    print(f"cost: {statistics.mean(spent):.0f} replica-epochs per run (median "
-          f"{statistics.median(spent):.0f}) vs {statistics.mean(fixed):.0f} for the fixed design "
-          f"(x{statistics.mean(fixed) / statistics.mean(spent):.2f} more)")
+    print(
+        f"cost: {statistics.mean(spent):.0f} replica-epochs per run (median "
+        f"{statistics.median(spent):.0f}) vs {statistics.mean(fixed):.0f} for the fixed design "
+        f"(x{statistics.mean(fixed) / statistics.mean(spent):.2f} more)"
+    )
     if args.compare_pruning:
         for seed in args.seeds:
             on, off = rows[seed, True], rows[seed, False]
             same = on["decision"] == off["decision"] and on["width"] == off["width"]
-            print(f"seed {seed}: pruning saved {off['replica_epochs'] - on['replica_epochs']} "
-                  f"replica-epochs; decision {'unchanged' if same else 'CHANGED'}; frontier "
-                  f"{on['frontier']} vs {off['frontier']}; hypervolume "
-                  f"{on['hypervolume']:.3g} vs {off['hypervolume']:.3g}")
+            print(
+                f"seed {seed}: pruning saved {off['replica_epochs'] - on['replica_epochs']} "
+                f"replica-epochs; decision {'unchanged' if same else 'CHANGED'}; frontier "
+                f"{on['frontier']} vs {off['frontier']}; hypervolume "
+                f"{on['hypervolume']:.3g} vs {off['hypervolume']:.3g}"
+            )
 
 
 if __name__ == "__main__":
