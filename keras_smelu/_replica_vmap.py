@@ -29,6 +29,9 @@ def why_not_vmapped(replicas: Sequence[keras.Model]) -> str | None:
     one architecture, loss and metrics, layer by layer (names aside)."""
     if keras.backend.backend() != "jax":
         return "a vectorized program needs the JAX backend"
+    # Keras internals this relies on (present in Keras 3.x): without them, the stack.
+    if not all(hasattr(keras.Model, a) for a in ("_symbolic_build", "_flatten_layers")):
+        return "this Keras version lacks the model internals a vectorized program uses"
     if replicas[0].run_eagerly or not replicas[0].jit_compile:
         return "the model is compiled to run eagerly or without XLA (the program is compiled)"
     first = _signature(replicas[0])
