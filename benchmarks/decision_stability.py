@@ -25,14 +25,15 @@ The summary gives:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import tempfile
 import time
 from collections import Counter
-from importlib import resources
 from pathlib import Path
 
+_STACK = contextlib.ExitStack()  # holds the demo job file open while main runs
 _ROOT = tempfile.mkdtemp(prefix="decision-stability-")
 
 
@@ -101,12 +102,9 @@ def main() -> None:
     import keras_smelu  # noqa: F401  (registers the activations)
     from keras_smelu import datasets
     from keras_smelu.tuning import load_job
+    from keras_smelu.tuning._job import demo_job_path
 
-    if args.job is None:
-        with resources.as_file(resources.files("keras_smelu.tuning") / "demo.toml") as path:
-            job_path = Path(path)
-    else:
-        job_path = args.job
+    job_path = args.job or _STACK.enter_context(demo_job_path())
     probe = load_job(job_path, overrides=args.overrides)
     kwargs = probe.dataset_kwargs()
     oracle = None
@@ -174,4 +172,5 @@ if __name__ == "__main__":
     try:
         main()
     finally:
+        _STACK.close()
         shutil.rmtree(_ROOT, ignore_errors=True)

@@ -20,13 +20,14 @@ within the budget, the answer is stable; where both are flat, it hovers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import tempfile
 import time
 from collections import defaultdict
-from importlib import resources
 from pathlib import Path
 
+_STACK = contextlib.ExitStack()  # holds the demo job file open while main runs
 _ROOT = tempfile.mkdtemp(prefix="width-response-")
 
 
@@ -41,12 +42,9 @@ def main() -> None:
     import keras_smelu  # noqa: F401  (registers the activations)
     from keras_smelu import datasets
     from keras_smelu.tuning import load_job, tune_job
+    from keras_smelu.tuning._job import demo_job_path
 
-    if args.job is None:
-        with resources.as_file(resources.files("keras_smelu.tuning") / "demo.toml") as path:
-            job_path = Path(path)
-    else:
-        job_path = args.job
+    job_path = args.job or _STACK.enter_context(demo_job_path())
     grid = ["job.sampler=grid", f"job.trials={args.points}", "objective.confirm_pairs=0"]
     counts: dict[tuple[str, float], dict[str, int]] = defaultdict(lambda: {"PD-": 0, "cost+": 0})
     for seed in args.seeds:
@@ -97,4 +95,5 @@ if __name__ == "__main__":
     try:
         main()
     finally:
+        _STACK.close()
         shutil.rmtree(_ROOT, ignore_errors=True)

@@ -76,14 +76,14 @@ class VmappedReplicas:
 
     Args:
         replicas: Compiled replicas of one architecture (`why_not_vmapped` is None), each with
-            its own optimizer.
-        sample: One `(x, y)` training batch, to build the optimizers and metrics.
+            its own optimizer (built, with the metrics, from the first training batch).
     """
 
     def __init__(self, replicas: Sequence[keras.Model]):
         self.replicas = list(replicas)
         self.template = self.replicas[0]
         self._fresh_metrics: list[Any] | None = None  # built with the first batch
+        self._weights: tuple[list[Any], list[Any]] | None = None  # stacked, as `fit` left them
 
     def _build(self, sample: tuple[Any, Any]) -> None:
         import jax
@@ -93,9 +93,7 @@ class VmappedReplicas:
             # `fit` builds them before its first step.
             replica._symbolic_build(data_batch=sample)
             replica.reset_metrics()
-        self._fresh_metrics = _stack(
-            [[v.value for v in r.metrics_variables] for r in self.replicas]
-        )
+        self._fresh_metrics = self._stacked("metrics_variables")
         template = self.template
         self._train = jax.jit(jax.vmap(template.train_step), donate_argnums=0)
         self._test = jax.jit(jax.vmap(template.test_step, in_axes=(0, None)))
@@ -117,8 +115,8 @@ class VmappedReplicas:
         if self._fresh_metrics is None:
             self._build(keras.tree.map_structure(lambda a: a[0], first[:2]))
         state = (
-            _stack([[v.value for v in r.trainable_variables] for r in self.replicas]),
-            _stack([[v.value for v in r.non_trainable_variables] for r in self.replicas]),
+            self._stacked("trainable_variables"),
+            self._stacked("non_trainable_variables"),
             _stack([[v.value for v in r.optimizer.variables] for r in self.replicas]),
             [m.copy() for m in self._fresh_metrics],  # the step donates its state
         )
@@ -132,6 +130,7 @@ class VmappedReplicas:
             if progress is not None:
                 progress.update(step)
         trainable, non_trainable, optimizer, metrics = state
+        self._weights = (trainable, non_trainable)
         for i, replica in enumerate(self.replicas):
             _assign(replica.trainable_variables, trainable, i)
             _assign(replica.non_trainable_variables, non_trainable, i)
@@ -145,19 +144,22 @@ class VmappedReplicas:
 
     def measure(self, evaluation: ArrayData) -> list[tuple[dict[str, float], np.ndarray]]:
         """Each replica's evaluation metrics (as `evaluate(return_dict=True)`) and predictions
-        (as `predict`), in batches of the evaluation's batch size."""
-        trainable = _stack([[v.value for v in r.trainable_variables] for r in self.replicas])
-        non_trainable = _stack(
-            [[v.value for v in r.non_trainable_variables] for r in self.replicas]
-        )
+        (as `predict`) at the weights the last `fit` left, in batches of the evaluation's batch
+        size."""
+        if self._weights is None:
+            raise RuntimeError("`measure` needs a `fit` first.")
+        trainable, non_trainable = self._weights
         metrics = self._fresh_metrics
         outputs = []
         size = evaluation.batch_size
+        x_all, y_all, weight_all = (_floatx(part) for part in evaluation.take(slice(None)))
         for start in range(0, evaluation.n, size):
-            rows = slice(start, start + size)
-            x, y, weight = evaluation.take(rows)
-            x, y = _floatx(x), _floatx(y)
-            data = (x, y) if weight is None else (x, y, _floatx(weight))
+
+            def rows(a: np.ndarray, start: int = start) -> np.ndarray:
+                return a[start : start + size]
+
+            x, y = keras.tree.map_structure(rows, x_all), keras.tree.map_structure(rows, y_all)
+            data = (x, y) if weight_all is None else (x, y, rows(weight_all))
             _, (_, _, metrics) = self._test((trainable, non_trainable, metrics), data)
             out, _ = self._predict((trainable, non_trainable), x)
             if not hasattr(out, "shape"):
@@ -171,6 +173,11 @@ class VmappedReplicas:
             ({k: float(v) for k, v in self._results(metrics, i).items()}, predictions[i])
             for i in range(len(self.replicas))
         ]
+
+    def _stacked(self, attribute: str) -> list[Any]:
+        """The replicas' values of one model attribute's variables, stacked variable by
+        variable along a leading replica axis."""
+        return _stack([[v.value for v in getattr(r, attribute)] for r in self.replicas])
 
     def _results(self, metrics: list[Any], index: int) -> dict[str, Any]:
         """Replica `index`'s metric results, read through the template's metric objects."""
@@ -206,9 +213,12 @@ def _assign(variables: Sequence[keras.Variable], stacked: Sequence[Any], index: 
 
 
 def _floatx(tree: Any) -> Any:
-    """NumPy floats cast to Keras's float type, as Keras's data adapters cast them."""
+    """NumPy floats cast to Keras's float type, as Keras's data adapters cast them (None
+    stays None)."""
 
     def cast(a: Any) -> Any:
+        if a is None:
+            return None
         a = np.asarray(a)
         if a.dtype.kind == "f" and a.dtype != keras.config.floatx():
             return a.astype(keras.config.floatx())
@@ -220,11 +230,12 @@ def _floatx(tree: Any) -> Any:
 def _array_batches(parts: Sequence[Segment]) -> Iterator[tuple[Any, ...]]:
     """Step by step, the replicas' batches stacked along a leading replica axis."""
     kwargs = [part.fit_kwargs for part in parts]
-    x = keras.tree.map_structure(lambda *a: np.stack(a), *[k["x"] for k in kwargs])
-    y = keras.tree.map_structure(lambda *a: np.stack(a), *[k["y"] for k in kwargs])
+    # Stacked and cast once for the segment; each step takes a slice.
+    x = _floatx(keras.tree.map_structure(lambda *a: np.stack(a), *[k["x"] for k in kwargs]))
+    y = _floatx(keras.tree.map_structure(lambda *a: np.stack(a), *[k["y"] for k in kwargs]))
     weight = None
     if kwargs[0]["sample_weight"] is not None:
-        weight = np.stack([k["sample_weight"] for k in kwargs])
+        weight = _floatx(np.stack([k["sample_weight"] for k in kwargs]))
     n = int(keras.tree.flatten(y)[0].shape[1])
     size = kwargs[0]["batch_size"]
     for start in range(0, n, size):
@@ -232,11 +243,8 @@ def _array_batches(parts: Sequence[Segment]) -> Iterator[tuple[Any, ...]]:
         def rows(a: np.ndarray, start: int = start) -> np.ndarray:
             return a[:, start : start + size]
 
-        batch = (
-            _floatx(keras.tree.map_structure(rows, x)),
-            _floatx(keras.tree.map_structure(rows, y)),
-        )
-        yield batch if weight is None else (*batch, _floatx(rows(weight)))
+        batch = (keras.tree.map_structure(rows, x), keras.tree.map_structure(rows, y))
+        yield batch if weight is None else (*batch, rows(weight))
 
 
 def _streamed_batches(parts: Sequence[Segment]) -> Iterator[tuple[Any, Any]]:

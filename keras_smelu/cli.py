@@ -19,10 +19,7 @@ import argparse
 import errno
 import logging
 import sys
-from importlib import resources
 from pathlib import Path
-
-DEMO_JOB = "demo.toml"  # package data of keras_smelu.tuning; tuning/synthetic-demo.toml
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -267,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         return _export(args)
     if args.command == "demo":
-        with resources.as_file(resources.files("keras_smelu.tuning") / DEMO_JOB) as job:
+        from keras_smelu.tuning._job import demo_job_path
+
+        with demo_job_path() as job:
             return _run_job(job, args, args.overrides)
     return _run_job(args.job, args, args.overrides)
 

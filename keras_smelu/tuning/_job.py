@@ -785,3 +785,13 @@ def load_job(
     return job_from_dict(
         data, overrides, source=str(path), check_paths=check_paths, environ=environ
     )
+
+
+@contextlib.contextmanager
+def demo_job_path() -> Iterator[Path]:
+    """The embedded demo job (`keras-smelu demo`): package data of `keras_smelu.tuning`, the
+    file `tuning/synthetic-demo.toml` links to, as a path while the context lasts."""
+    from importlib import resources
+
+    with resources.as_file(resources.files("keras_smelu.tuning") / "demo.toml") as path:
+        yield Path(path)
