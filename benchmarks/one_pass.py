@@ -81,7 +81,7 @@ report = train_replicas(
 print(json.dumps({
     "load_seconds": load_s, "eval_every": every, "backend": keras.backend.backend(),
     "seconds": time.perf_counter() - start,
-    "fused": report.config["fused"],
+    "program": report.config["program"],
     "steps": [h["steps"] for h in report.history],
     "pd": [h["pd"]["relative"] for h in report.history],
     "pair_pd": [[e["relative"] for e in p["pd"]] for p in report.pair_results],
@@ -114,6 +114,9 @@ def main() -> None:
     parser.add_argument("--eval-rows", type=int, default=50_000, help="of the later slice")
     parser.add_argument("--hash-buckets", type=int, default=2**15)
     parser.add_argument("--dir", help="folder for the log (default: a temporary one)")
+    parser.add_argument(
+        "--save", help="JSON file to keep each activation's results in as soon as it ends"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
@@ -153,6 +156,8 @@ def main() -> None:
             results[label] = json.loads(done.stdout.strip().splitlines()[-1])
             results[label]["wall"] = time.perf_counter() - start
             print(f"{label}: {results[label]['wall']:.0f} s", flush=True)
+            if args.save:  # an hour-long pass should not be lost with a later activation
+                Path(args.save).write_text(json.dumps({"args": vars(args), "runs": results}))
     first = next(iter(results.values()))
     print(
         f"\none pass over {args.rows:,} rows ({first['backend']}); load (split boundary, "
@@ -161,7 +166,7 @@ def main() -> None:
     )
     for label, run in runs.items():
         print(
-            f"  {label}: {run['seconds']:.0f} s for {args.pairs} pairs (fused: {run['fused']}), "
+            f"  {label}: {run['seconds']:.0f} s for {args.pairs} pairs ({run['program']}), "
             f"process wall {run['wall']:.0f} s, peak RSS {run['peak_mib']:.0f} MiB, RSS at "
             f"each quarter of the run {_rss_along(run['rss'])} MiB"
         )

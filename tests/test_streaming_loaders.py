@@ -266,6 +266,117 @@ def test_hashed_vocabulary(tmp_path):
     assert run_python(code).stdout.strip() == str(x["C2"][:8].tolist())
 
 
+# --- parse once: the chunk cache ---
+
+
+def _layout_files(tmp_path: Path, layout: str) -> tuple[list[Path], dict]:
+    """Small files of one layout and the `load` arguments that stream them."""
+    if layout == "criteo":
+        file = write(tmp_path / "train.txt", criteo_rows(700))
+        return [file], {"name": "criteo", "path": file, "split": "temporal"}
+    if layout == "criteo-hashed":
+        file = write(tmp_path / "train.txt", criteo_rows(400, seed=2))
+        return [file], {"name": "criteo", "path": file, "hash_buckets": 64}
+    if layout == "avazu":
+        file = write(tmp_path / "avazu.csv", AVAZU_HEADER + avazu_rows(range(130)))
+        return [file], {"name": "avazu", "path": file, "split": "temporal", "min_count": 1}
+    if layout == "movielens":
+        rng = np.random.default_rng(1)
+        users, items, half = (rng.integers(1, k, 400) for k in (30, 60, 11))
+        rows = zip(users, items, half, strict=True)
+        text = "userId,movieId,rating,timestamp\n" + "".join(
+            f"{u},{i},{h / 2:.1f},{10**9 + r}\n" for r, (u, i, h) in enumerate(rows)
+        )
+        file = write(tmp_path / "ml-20m" / "ratings.csv", text)
+        return [file], {"name": "movielens", "path": file, "split": "temporal"}
+    train = write(tmp_path / "a.train", LIBSVM_TRAIN * 20)
+    test = write(tmp_path / "a.test", "1 3:2 42:1\n0 1:1 0:5:3\n")
+    return [train, test], {"name": "libsvm", "path": train, "test_path": test}
+
+
+@pytest.mark.parametrize("layout", ["criteo", "criteo-hashed", "avazu", "movielens", "libsvm"])
+def test_a_cache_gives_the_same_data_and_reads_no_text_after_the_first_pass(tmp_path, layout):
+    files, kwargs = _layout_files(tmp_path, layout)
+    name, path = kwargs.pop("name"), kwargs.pop("path")
+    parsed = load(name, path, streaming=True, chunk_bytes=SMALL_CHUNK, **kwargs)
+    cache_dir = tmp_path / "cache"
+    cached = load(
+        name, path, streaming=True, chunk_bytes=SMALL_CHUNK, cache_dir=cache_dir, **kwargs
+    )
+    assert cached.categorical == parsed.categorical and cached.numeric == parsed.numeric
+    assert cached.n_test is not None  # the first pass also counts the splits (hashed too)
+    if parsed.n_test is not None:
+        assert (cached.n_train, cached.n_test) == (parsed.n_train, parsed.n_test)
+    assert "parsed chunks" in cached.info["cache"] and parsed.info["cache"] is None
+    expected = [collect(parsed, split, batch_size=16, shuffle_buffer=50, seed=4) for split in
+                ("train", "test")]  # fmt: skip
+    for f in files:  # from now on the text is gone: only the cache can give the data
+        f.rename(f.with_name(f.name + ".moved"))
+    for split, (x, y) in zip(("train", "test"), expected, strict=True):
+        got_x, got_y = collect(cached, split, batch_size=16, shuffle_buffer=50, seed=4)
+        np.testing.assert_array_equal(got_y, y)
+        for feature in x:
+            np.testing.assert_array_equal(got_x[feature], x[feature], err_msg=feature)
+    with pytest.raises(FileNotFoundError):
+        collect(parsed, "train", batch_size=16)
+    # The cache's folder goes with the dataset.
+    (folder,) = cache_dir.iterdir()
+    assert len(list(folder.iterdir())) > 1  # one file per chunk
+    del cached
+    import gc
+
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_a_cache_dir_that_is_not_a_folder_is_refused(tmp_path):
+    file = write(tmp_path / "c.txt", criteo_rows(50))
+    with pytest.raises(ValueError, match="`cache_dir` must be a folder that can be written to"):
+        load("criteo", file, streaming=True, cache_dir=file)
+
+
+FULL_CACHE = """
+set -eu
+mount -t tmpfs -o size=64k tmpfs "$1"
+"$2" -c '
+import sys
+from keras_smelu.datasets import load
+try:
+    load("criteo", sys.argv[1], streaming=True, chunk_bytes=1024, cache_dir=sys.argv[2])
+except OSError as e:
+    import os
+    print("ERROR", e)
+    print("LEFT", os.listdir(sys.argv[2]))
+' "$3" "$1"
+"""
+
+
+def test_a_full_disk_under_the_cache_says_so_and_leaves_nothing(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {mount}"],
+        capture_output=True,
+    ) if shutil.which("unshare") else None  # fmt: skip
+    if probe is None or probe.returncode != 0:
+        pytest.skip("a small tmpfs cannot be mounted here (needs unshare -m and mount rights)")
+    file = write(tmp_path / "c.txt", criteo_rows(3000))  # ~ 400 KB of text
+    script = write(tmp_path / "full.sh", FULL_CACHE)
+    out = subprocess.run(
+        ["unshare", "-m", "sh", str(script), str(mount), sys.executable, str(file)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert "ran out of disk space" in out.stdout and "cache_dir" in out.stdout, out
+    assert "LEFT []" in out.stdout, out.stdout  # the partial cache is removed
+
+
 # --- bounded memory ---
 
 MEMORY_CODE = """

@@ -64,8 +64,9 @@ def load(
         streaming: return a `StreamingDataset` (all names but `"synthetic"`). Streaming
             `"movielens-100k"` reads the ratings only, like `"movielens"`.
         **kwargs: passed to the loader (e.g. `seed`, `test_fraction`, `split="temporal"`);
-            streaming also takes `hash_buckets` (hashed ids instead of a counted vocabulary)
-            and `chunk_bytes` (see `StreamingDataset`).
+            streaming also takes `hash_buckets` (hashed ids instead of a counted vocabulary),
+            `chunk_bytes` and `cache_dir` (parse once, read every later pass from there; see
+            `StreamingDataset`).
 
     Returns:
         A `RecDataset`, or a `StreamingDataset` when `streaming`.

@@ -20,6 +20,7 @@ from keras_smelu.datasets._base import (
     file_info,
     n_test_rows,
 )
+from keras_smelu.datasets._chunk_cache import ChunkCache
 from keras_smelu.datasets._readers import DEFAULT_CHUNK_BYTES, check_chunk_bytes, pyarrow_modules
 from keras_smelu.datasets._stream_layouts import (
     MOVIELENS_FOLDERS,
@@ -31,7 +32,12 @@ from keras_smelu.datasets._stream_layouts import (
     libsvm_layout,
     movielens_layout,
 )
-from keras_smelu.datasets._vocabulary import CountedVocabulary, HashedVocabulary, mix64
+from keras_smelu.datasets._vocabulary import (
+    CountedVocabulary,
+    HashedVocabulary,
+    dictionary_encoded,
+    mix64,
+)
 
 SPLIT_NAMES = ("train", "test")
 
@@ -47,7 +53,13 @@ class StreamingDataset:
     Construction reads the files once or twice before the first epoch: a temporal split first
     finds its boundary (a row count, or the latest time keys), then the counting pass counts the
     training values of every categorical column (skipped with `hash_buckets`, unless a libSVM
-    width must be found) and the rows of each split.
+    width must be found or a cache is filled) and the rows of each split.
+
+    With `cache_dir`, that pass also writes every parsed chunk (string columns as their
+    distinct values plus codes) into a folder of its own under `cache_dir`, and every epoch
+    reads the chunks from there instead of parsing and hashing the text again: a training run
+    of several epochs or replicas parses the files once. The cache takes about 0.7x the text's
+    size on disk (Criteo) and is removed with the dataset; memory stays bounded by a chunk.
 
     Vocabularies, two kinds:
 
@@ -96,6 +108,7 @@ class StreamingDataset:
         hash_buckets: int | None = None,
         max_features: int | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        cache_dir: str | os.PathLike | None = None,
         by_file: bool = False,
     ):
         pyarrow_modules()  # fail early, with the install hint, when pyarrow is missing
@@ -126,7 +139,8 @@ class StreamingDataset:
         self._width = max_features
         self.n_train: int | None = None
         self.n_test: int | None = None
-        counting = hash_buckets is None or (self.bags and max_features is None)
+        self._cache = None if cache_dir is None else ChunkCache(cache_dir)
+        counting = hash_buckets is None or (self.bags and max_features is None) or self._cache
         counters = {} if hash_buckets else {c: CountedVocabulary() for c in layout.categorical}
         if counting:
             self._count(counters)
@@ -144,6 +158,9 @@ class StreamingDataset:
             if hash_buckets
             else f"counted on the training split, min_count={min_count}",
             "chunk_bytes": self._chunk_bytes,
+            "cache": None
+            if self._cache is None
+            else f"{self._cache.chunks} parsed chunks, {self._cache.bytes / 2**20:.0f} MiB",
             **({"max_features": self._width} if self.bags else {}),
             **layout.info,
         }
@@ -236,11 +253,13 @@ class StreamingDataset:
     # --- passes over the files ---
 
     def _chunks(self, **kwargs) -> Iterator[tuple[Chunk, np.ndarray]]:
-        """Every chunk with its test mask."""
+        """Every chunk with its test mask: from the cache once it is whole, else parsed."""
         pa, _, _ = pyarrow_modules()
         pool = pa.default_memory_pool()
         row = 0
-        for chunk in self._layout.chunks(self._chunk_bytes, **kwargs):
+        cached = self._cache is not None and self._cache.complete
+        chunks = self._cache.read() if cached else self._layout.chunks(self._chunk_bytes, **kwargs)
+        for chunk in chunks:
             n = len(chunk.y)
             yield chunk, self._test_mask(chunk, row, n)
             row += n
@@ -262,10 +281,18 @@ class StreamingDataset:
 
     def _count(self, counters: dict[str, CountedVocabulary]) -> None:
         n_train = n_test = width = 0
-        for chunk, test in self._chunks(numeric=False):
+        cache = self._cache
+        for chunk, test in self._chunks(numeric=cache is not None):
             n_test += int(test.sum())
             n_train += len(test) - int(test.sum())
             train = None if not test.any() else ~test  # None: every row (no mask to apply)
+            if cache is not None:  # hash each string column once: counted, cached, looked up
+                for name, values in chunk.categorical.items():
+                    if isinstance(values, Ragged):
+                        values.values = dictionary_encoded(values.values)
+                    else:
+                        chunk.categorical[name] = dictionary_encoded(values)
+                cache.write(chunk)
 
             for name, counter in counters.items():  # the training values only
                 values = chunk.categorical[name]
@@ -283,6 +310,8 @@ class StreamingDataset:
                     f"files {[str(f) for f in self._layout.files]}). Expected rows in both splits."
                 )
         self.n_train, self.n_test = n_train, n_test
+        if cache is not None:
+            cache.finish()
         if self._width is None and self.bags:
             self._width = max(width, 1)
 
@@ -437,7 +466,7 @@ def open_stream(name: str, path: str | os.PathLike | None = None, **kwargs) -> S
             `"libsvm"`.
         path: a data file or folder; `None` looks under `$KERAS_SMELU_DATA` (not for libSVM).
         **kwargs: `split`, `test_fraction`, `seed`, `min_count`, `hash_buckets`,
-            `chunk_bytes`; MovieLens also `label`; libSVM also `task`, `test_path`,
+            `chunk_bytes`, `cache_dir`; MovieLens also `label`; libSVM also `task`, `test_path`,
             `max_features`.
 
     Returns:

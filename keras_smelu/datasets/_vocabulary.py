@@ -51,11 +51,23 @@ def small_ints(values) -> tuple[np.ndarray, np.ndarray | None] | None:
     return ints, missing
 
 
+def dictionary_encoded(values):
+    """A string column as a pyarrow `DictionaryArray` (the chunk's distinct values and codes:
+    the form `dictionary` returns without hashing again); integer columns stay as they are."""
+    pa, _, pc = pyarrow_modules()
+    values = _flat(values)
+    if pa.types.is_integer(values.type) or pa.types.is_dictionary(values.type):
+        return values
+    return pc.dictionary_encode(values, null_encoding="mask")
+
+
 def dictionary(values) -> tuple[object, np.ndarray]:
     """`(distinct values, index)` of a pyarrow array: `values[i]` is `distinct[index[i]]`, and
     `index[i] == len(distinct)` for a null."""
     pa, _, pc = pyarrow_modules()
-    encoded = pc.dictionary_encode(_flat(values), null_encoding="mask")
+    encoded = _flat(values)
+    if not pa.types.is_dictionary(encoded.type):
+        encoded = pc.dictionary_encode(encoded, null_encoding="mask")
     distinct = encoded.dictionary
     index = encoded.indices
     if index.null_count:
@@ -142,6 +154,12 @@ class HashedVocabulary:
 
     def encode(self, values) -> np.ndarray:
         """Maps raw values to `int32` ids in `[0, size)`."""
+        pa, _, _ = pyarrow_modules()
+        if pa.types.is_dictionary(_flat(values).type):  # hash each distinct value once
+            distinct, index = dictionary(values)
+            ids = np.zeros(len(distinct) + 1, dtype=np.int32)  # the last slot: null values
+            ids[:-1] = self.encode(distinct)
+            return ids[index]
         keys, missing = keys64(values)
         ids = mix64(keys) % np.uint64(self.size - 1) + np.uint64(1)
         return np.where(missing, 0, ids).astype(np.int32)
@@ -210,7 +228,8 @@ class CountedVocabulary:
         """Counts the values of one chunk, or of its `rows` (a boolean mask); missing values
         are not counted."""
         pa, _, pc = pyarrow_modules()
-        self._type = _flat(values).type
+        values = _flat(values)
+        self._type = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
         small = None if self._dense is None else small_ints(values)
         if small is not None:
             ints, missing = small

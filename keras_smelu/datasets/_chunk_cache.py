@@ -1,0 +1,78 @@
+"""Parsed chunks kept on disk between passes: the text is parsed once, every later pass reads.
+
+A `StreamingDataset` with `cache_dir` writes each chunk of its first pass (labels, numeric
+features, time keys, and string columns dictionary-encoded: the chunk's distinct values plus
+`int32` codes, the form the vocabularies count and look up) into a folder of its own under
+`cache_dir`, one file per chunk. Later passes (every epoch of every replica) read those files
+instead of parsing and hashing the text again. Memory stays bounded by one chunk; the folder is
+removed when the dataset is garbage collected or the process exits.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class ChunkCache:
+    """Chunks written once, in order, then read back any number of times.
+
+    Args:
+        cache_dir: the folder to create the cache's own folder in (made if missing).
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike):
+        base = Path(cache_dir)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix="keras-smelu-chunks-", dir=base))
+        except OSError as exc:
+            raise ValueError(
+                f"`cache_dir` must be a folder that can be written to. Received: "
+                f"cache_dir={str(cache_dir)!r} ({exc.strerror})"
+            ) from None
+        self._remove = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
+        self.chunks = 0
+        self.bytes = 0
+        self.complete = False
+
+    def write(self, chunk: object) -> None:
+        """Appends one chunk; a full disk removes the partial cache and says where it was."""
+        file = self.path / f"{self.chunks:07d}.pkl"
+        try:
+            with open(file, "wb") as f:
+                pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
+                self.bytes += f.tell()
+        except OSError as exc:
+            self.remove()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise OSError(
+                    exc.errno,
+                    f"The chunk cache ran out of disk space in {self.path.parent} after "
+                    f"{self.chunks} chunks ({self.bytes / 2**20:.0f} MiB). Pass a `cache_dir` "
+                    "on a disk with room for about 0.7x the data files, or `cache_dir=None` to "
+                    "parse the files every pass.",
+                ) from exc
+            raise
+        self.chunks += 1
+
+    def finish(self) -> None:
+        """Marks the first pass as whole: from now on, passes read the cache."""
+        self.complete = True
+
+    def read(self) -> Iterator[object]:
+        """The chunks, in the order written."""
+        for i in range(self.chunks):
+            with open(self.path / f"{i:07d}.pkl", "rb") as f:
+                yield pickle.load(f)
+
+    def remove(self) -> None:
+        """Deletes the cache's folder now (also done at garbage collection and exit)."""
+        self.complete = False
+        self._remove()
