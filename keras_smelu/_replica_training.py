@@ -29,9 +29,10 @@ from keras_smelu._replica_models import (
     predict,
     weights_digest,
 )
+from keras_smelu._replica_shared_step import SharedStepReplicas, UnsharedVariableError
 from keras_smelu._replica_stack import compile_stack, fit_stack, why_not_fused
 from keras_smelu._replica_summary import infer_task, pair_pd, resolve_pd_kind
-from keras_smelu._replica_vmap import VmappedReplicas, why_not_vmapped
+from keras_smelu._replica_vmap import VmappedReplicas, why_not_one_program
 
 if TYPE_CHECKING:
     from keras_smelu.replicas import ReplicaSettings
@@ -64,7 +65,7 @@ class RunState:
     """What is decided once for all pairs of a run: the task and headline PD kind (from the
     first predictions, unless given), whether the replicas train as one program (`fuse`), how
     many replicas that program holds (`stacked`; 1 when they train one after the other) and
-    which program it is (`program`: "vectorized", "stack" or "sequential")."""
+    which program it is (`program`: "vectorized", "shared step", "stack" or "sequential")."""
 
     task: str | None = None
     pd_kind: str | None = None
@@ -344,18 +345,23 @@ class RunTrainer:
         )
         if settings.fused is True and blocker is not None:
             raise ValueError(f"`fused=True`, but the replicas cannot train as one: {blocker}")
-        # "auto" stacks only where one program was measured faster than one replica after
-        # the other: JAX (on TensorFlow the stacked graph ran slower; replica_stacking.py).
+        # One replica's step shared by all (one architecture): mapped over their stacked
+        # variables on JAX, traced once and run on each replica's variables on TensorFlow; a
+        # program that does not grow with the replicas. Else the replicas side by side in one
+        # model, which "auto" takes only on JAX: on TensorFlow its graph traced as slowly as
+        # one replica after the other (replica_stacking.py).
+        shared = why_not_one_program(replicas) is None
         wanted = settings.fused is True or (
-            settings.fused == "auto" and keras.backend.backend() == "jax"
+            settings.fused == "auto" and (shared or keras.backend.backend() == "jax")
         )
         state.fuse = wanted and blocker is None
         state.stacked = len(replicas) if state.fuse else 1
-        # One replica's step mapped over all (JAX, one architecture): a program that does not
-        # grow with the replicas; else the replicas side by side in one model.
-        self.vmapped = self.stack = None
-        if state.fuse and why_not_vmapped(replicas) is None:
-            self.vmapped, state.program = VmappedReplicas(replicas), "vectorized"
+        self.state, self.auto = state, settings.fused == "auto"
+        self.program = self.stack = None
+        if state.fuse and shared and keras.backend.backend() == "jax":
+            self.program, state.program = VmappedReplicas(replicas), "vectorized"
+        elif state.fuse and shared:
+            self.program, state.program = SharedStepReplicas(replicas), "shared step"
         elif state.fuse:
             self.stack, state.program = compile_stack(replicas), "stack"
 
@@ -368,8 +374,15 @@ class RunTrainer:
         """Trains every replica to the next checkpoint and measures every pair there."""
         parts = [trainer.begin() for trainer in self.trainers]
         measured: list[Any] = [None] * len(self.trainers)
-        if self.vmapped is not None:
-            losses, measured = self._fit_vmapped(parts)
+        if self.program is not None:
+            try:
+                losses, measured = self._fit_one_program(parts)
+            except UnsharedVariableError:
+                if not self.auto:  # refused before any step ran: "auto" trains them apart
+                    raise
+                self.program, self.state.fuse, self.state.stacked = None, False, 1
+                self.state.program = "sequential"
+                losses = [t.fit_alone(p) for t, p in zip(self.trainers, parts, strict=True)]
         elif self.stack is not None:
             losses = self._fit_stacked(parts)
         else:
@@ -379,22 +392,22 @@ class RunTrainer:
         ):
             trainer.end(p, pair_losses, pair_measured)
 
-    def _fit_vmapped(self, parts: list[tuple[Segment, Segment]]) -> tuple[list, list]:
-        """One vectorized program trains every replica and, on in-memory evaluation data,
+    def _fit_one_program(self, parts: list[tuple[Segment, Segment]]) -> tuple[list, list]:
+        """One replica's shared step trains every replica and, on in-memory evaluation data,
         measures them; returns each pair's training losses and measurements (None: each
         replica is measured on its own)."""
         first = self.trainers[0]
         keras.utils.set_random_seed(first.train_seed())  # as `_fit_stacked` and `fit` see it
         start = time.perf_counter()
         with _quiet_stream_ends(first.train):
-            flat = self.vmapped.fit(
+            flat = self.program.fit(
                 [segment for pair in parts for segment in pair],
                 streamed=self.streamed,
                 verbose=self.verbose,
             )
         results: list[Any] = [None] * len(flat)
         if isinstance(first.evaluation, ArrayData) and all(map(math.isfinite, flat)):
-            results = self.vmapped.measure(first.evaluation)
+            results = self.program.measure(first.evaluation)
         share = (time.perf_counter() - start) / len(self.trainers)
         for trainer in self.trainers:
             trainer.seconds += share

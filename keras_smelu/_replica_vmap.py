@@ -24,16 +24,23 @@ import numpy as np
 from keras_smelu._replica_data import ArrayData, Segment
 
 
-def why_not_vmapped(replicas: Sequence[keras.Model]) -> str | None:
-    """Why `replicas` cannot be one vectorized program (None when they can): they must share
-    one architecture, loss and metrics, layer by layer (names aside)."""
-    if keras.backend.backend() != "jax":
-        return "a vectorized program needs the JAX backend"
+def why_not_one_program(replicas: Sequence[keras.Model]) -> str | None:
+    """Why `replicas` cannot share one replica's step (None when they can): JAX maps it over
+    their stacked variables (`VmappedReplicas`), TensorFlow traces it once and runs it on each
+    replica's variables (`SharedStepReplicas`). They must share one architecture, loss and
+    metrics, layer by layer (names aside)."""
+    backend = keras.backend.backend()
+    if backend not in ("jax", "tensorflow"):
+        return f"one replica's step is shared on JAX and TensorFlow, not on {backend}"
     # Keras internals this relies on (present in Keras 3.x): without them, the stack.
     if not all(hasattr(keras.Model, a) for a in ("_symbolic_build", "_flatten_layers")):
-        return "this Keras version lacks the model internals a vectorized program uses"
-    if replicas[0].run_eagerly or not replicas[0].jit_compile:
-        return "the model is compiled to run eagerly or without XLA (the program is compiled)"
+        return "this Keras version lacks the model internals a shared step uses"
+    if replicas[0].run_eagerly:
+        return "the model is compiled to run eagerly (the shared step is compiled)"
+    if backend == "jax" and not replicas[0].jit_compile:
+        return "the model is compiled without XLA (the vectorized program is compiled)"
+    if backend == "tensorflow" and not all(hasattr(v, "_value") for v in replicas[0].variables):
+        return "this Keras version's variables lack the value a shared step swaps"
     first = _signature(replicas[0])
     if first is None:
         return "a layer of the model has no configuration to compare"
@@ -75,7 +82,7 @@ class VmappedReplicas:
     as they would after its own `fit`.
 
     Args:
-        replicas: Compiled replicas of one architecture (`why_not_vmapped` is None), each with
+        replicas: Compiled replicas of one architecture (`why_not_one_program` is None), each with
             its own optimizer (built, with the metrics, from the first training batch).
     """
 

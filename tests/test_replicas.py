@@ -164,17 +164,20 @@ def test_init_variation_and_callbacks_and_progress_lines(capsys):
     assert report.models is None
 
 
+# How `fused` replicas of one architecture train on each backend: one replica's step shared.
+ONE_PROGRAM = {"jax": "vectorized", "tensorflow": "shared step"}
+
+
+@pytest.mark.backend
 @pytest.mark.parametrize("verbose", [1, 2])
 def test_replicas_trained_as_one_program_show_their_progress(capsys, verbose):
-    if keras.backend.backend() != "jax":
-        pytest.skip("replicas train as one vectorized program on JAX only")
     report = train_replicas(build_binary, TRAIN, EVAL, epochs=2, batch_size=64, verbose=verbose)
     out = capsys.readouterr().out
     steps = -(-len(TRAIN[1]) // 64)
     # One bar per checkpoint for all replicas, ending with their mean training loss.
     assert f"{steps}/{steps}" in out and out.count("mean replica loss") == 2, out
     assert "pair 1/1: relative PD" in out
-    assert report.config["program"] == "vectorized"
+    assert report.config["program"] == ONE_PROGRAM[keras.backend.backend()]
 
 
 def test_common_random_numbers_across_calls_with_tf_data():
@@ -403,8 +406,8 @@ def test_stacked_replicas_equal_sequential_ones(vary):
     fused, sequential = runs[True], runs[False]
     assert fused.config["fused"] is True and sequential.config["fused"] is False
     assert fused.config["stacked"] == 6 and sequential.config["stacked"] == 1
-    vectorized = keras.backend.backend() == "jax"  # one replica's step mapped over all six
-    assert fused.config["program"] == ("vectorized" if vectorized else "stack")
+    # One replica's step shared by all six: mapped over them (JAX) or traced once (TF).
+    assert fused.config["program"] == ONE_PROGRAM.get(keras.backend.backend(), "stack")
     assert sequential.config["program"] == "sequential"
     assert len(fused.models) == 6
     for one, other in zip(fused.models, sequential.models, strict=True):
@@ -443,11 +446,57 @@ def test_fused_auto_falls_back_where_one_program_would_not_be_exact():
 
 
 @pytest.mark.backend
-def test_fused_auto_stacks_only_on_the_backend_where_it_pays():
-    # JAX runs the stacked program faster than one replica after the other; TensorFlow slower.
+def test_fused_auto_shares_a_step_and_stacks_only_where_it_pays():
+    backend = keras.backend.backend()
     report = train_replicas(build_binary, TRAIN, EVAL, epochs=1, verbose=0)
-    stacks = keras.backend.backend() == "jax"
-    assert report.config["fused"] is stacks and report.config["stacked"] == (2 if stacks else 1)
+    assert report.config["fused"] is True and report.config["stacked"] == 2
+    assert report.config["program"] == ONE_PROGRAM[backend]
+    # Replicas that differ in a layer setting cannot share one step. Side by side in one model
+    # they train faster on JAX; on TensorFlow that graph traced as slowly as one replica after
+    # the other, so "auto" trains them apart there.
+    rates = iter([0.1, 0.5])
+    report = train_replicas(
+        lambda a: build_binary(a, dropout=next(rates)), TRAIN, EVAL, epochs=1, verbose=0
+    )
+    assert report.config["program"] == ("stack" if backend == "jax" else "sequential")
+
+
+@pytest.mark.backend
+def test_a_shared_step_that_reads_a_variable_of_its_own_is_refused():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the traced step's captured variables are TensorFlow's")
+    import tensorflow as tf
+
+    class RawScale(keras.layers.Layer):  # a raw tf.Variable: not among the model's variables
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = tf.Variable(1.0, trainable=False)
+
+        def call(self, inputs):
+            return inputs * self.scale
+
+    def build(activation):
+        model = keras.Sequential(
+            [
+                keras.Input((N_FEATURES,)),
+                keras.layers.Dense(4, activation=activation),
+                RawScale(),
+                keras.layers.Dense(1, activation="sigmoid"),
+            ]
+        )
+        model.compile("adam", "binary_crossentropy")
+        return model
+
+    with pytest.raises(ValueError, match="reads 1 variable.* not the model's"):
+        train_replicas(build, TRAIN, EVAL, epochs=1, verbose=0, fused=True)
+    runs = {
+        fused: train_replicas(build, TRAIN, EVAL, epochs=1, verbose=0, return_models=True,
+                              fused=fused)
+        for fused in ("auto", False)
+    }  # fmt: skip
+    assert runs["auto"].config["program"] == "sequential"  # refused before a step, then apart
+    for one, other in zip(runs["auto"].models, runs[False].models, strict=True):
+        assert _weights_equal(one, other)
 
 
 def test_replicas_with_different_optimizers_do_not_stack():
