@@ -78,21 +78,24 @@ class ReplicaSettings:
             with several columns whose rows are distributions are multiclass; single outputs
             with 0/1 labels are binary (the predictions must then be probabilities); anything
             else is regression.
-        fused: Train all `2 * pairs` replicas of the run as one program (a stack), each on
-            its own batches: one compilation and one step's overhead for all, and the same
-            replicas as one after the other (an optimizer that updates each weight from its
-            own gradient makes each replica's own step). `"auto"` (default): on the JAX
-            backend (on TensorFlow the stacked program was measured slower), when possible,
-            i.e. NumPy arrays or streamed data, one loss, no `loss_weights`, no callbacks, no
-            global-norm clipping or loss scaling, one optimizer configuration; otherwise one
-            replica after the other. `True`: required (ValueError saying why not); `False`:
-            never. On JAX, replicas of one architecture (one builder, one activation) train
-            as one replica's step vectorized over all (`jax.vmap`; `config["program"]` is
-            `"vectorized"`), and are measured the same way on in-memory evaluation data: the
-            program does not grow with the replicas. Otherwise (`"stack"`) the replicas sit
+        fused: Train all `2 * pairs` replicas of the run as one program, each on its own
+            batches: one compilation and one step's overhead for all, and the same replicas
+            as one after the other (an optimizer that updates each weight from its own
+            gradient makes each replica's own step). Possible with NumPy arrays or streamed
+            data, one loss, no `loss_weights`, no callbacks, no global-norm clipping or loss
+            scaling, one optimizer configuration. Replicas of one architecture (one builder,
+            one activation) share one replica's step, a program that does not grow with
+            their number, and are measured the same way on in-memory evaluation data: on
+            JAX it is vectorized over their stacked variables (`jax.vmap`;
+            `config["program"]` is `"vectorized"`), on TensorFlow traced once and run on each
+            replica's variables (`"shared step"`). Otherwise (`"stack"`) the replicas sit
             side by side in one model, their own optimizers stay unused (a fresh copy trains
-            them) and their training losses leave out regularization terms. NumPy training
-            data is held once per replica (each in its own order) for the epoch.
+            them) and their training losses leave out regularization terms. `"auto"`
+            (default): the shared step where possible, else the stack on JAX (on TensorFlow
+            the stack was measured as slow as one replica after the other), else one replica
+            after the other. `True`: required (ValueError saying why not); `False`: never.
+            NumPy training data is held once per replica (each in its own order) for the
+            epoch.
         first_pair: The 0-based index of the first pair: pairs `first_pair ..
             first_pair + pairs - 1` are trained, each with its own seeds, so that more pairs
             can be added to a measurement later without redoing one.
@@ -184,7 +187,8 @@ class ReplicaReport:
         task: `"binary"`, `"multiclass"` or `"regression"`.
         config: The run's settings (with `fused`: whether the replicas trained as one
             program, `stacked`: the replicas that program held, 1 when they trained one
-            after the other, and `program`: `"vectorized"`, `"stack"` or `"sequential"`),
+            after the other, and `program`: `"vectorized"`, `"shared step"`, `"stack"` or
+            `"sequential"`),
             Keras backend and versions.
         train_seconds: Wall time spent in `fit`, `evaluate` and `predict`.
         wall_seconds: Wall time of the whole `train_replicas` call.
