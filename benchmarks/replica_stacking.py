@@ -1,8 +1,9 @@
 """Replica stacking: what a trial of 1-5 pairs costs against one training run, JAX and TensorFlow.
 
 A trial of `pairs` pairs trains `2 * pairs` replicas. `train_replicas(fused=True)` trains them
-all as one stacked program (each replica on its own batches); `fused=False` trains one replica
-after the other. Both are timed against one training run of the same model doing the same work
+all as one program (each replica on its own batches: one replica's step vectorized over all on
+JAX, traced once and shared on TensorFlow; the program that ran is printed); `fused=False`
+trains one replica after the other. Both are timed against one training run of the same model doing the same work
 (build, then per epoch: fit on a shuffled copy of the data, evaluate, predict), in interleaved
 rounds (one run, stacked 1 pair, sequential 1 pair, stacked 2 pairs, ...) so that the machine's
 drift hits all alike. Every round builds new models, so compilation counts, as it does in a
@@ -183,7 +184,7 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
 
         return run
 
-    programs: set[str] = set()  # "vectorized" (JAX) or "stack": how the replicas ran
+    programs: set[str] = set()  # "vectorized" (JAX), "shared step" (TF) or "stack"
     calls = {"single": single}
     for pairs in pair_counts:
         calls[f"stacked {pairs}"] = trial(pairs, True)
