@@ -3,12 +3,12 @@
 A trial of `pairs` pairs trains `2 * pairs` replicas. `train_replicas(fused=True)` trains them
 all as one program (each replica on its own batches: one replica's step vectorized over all on
 JAX, traced once and shared on TensorFlow; the program that ran is printed); `fused=False`
-trains one replica after the other. Both are timed against one training run of the same model doing the same work
-(build, then per epoch: fit on a shuffled copy of the data, evaluate, predict), in interleaved
-rounds (one run, stacked 1 pair, sequential 1 pair, stacked 2 pairs, ...) so that the machine's
-drift hits all alike. Every round builds new models, so compilation counts, as it does in a
-tuning trial. A ratio is the median of the per-round ratios, with its range over rounds as
-spread. Each backend runs in its own process (`KERAS_BACKEND`).
+trains one replica after the other. Both are timed against one training run of the same model
+doing the same work (build, then per epoch: fit on a shuffled copy of the data, evaluate,
+predict), in interleaved rounds (one run, stacked 1 pair, sequential 1 pair, stacked 2 pairs,
+...) so that the machine's drift hits all alike. Every round builds new models, so compilation
+counts, as it does in a tuning trial. A ratio is the median of the per-round ratios, with its
+range over rounds as spread. Each backend runs in its own process (`KERAS_BACKEND`).
 
     python benchmarks/replica_stacking.py [--backends jax,tensorflow] [--device auto]
         [--pairs 1,2,3,4,5] [--rows 4000] [--epochs 2] [--rounds 3] [--hidden 64,32]

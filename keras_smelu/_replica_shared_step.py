@@ -17,21 +17,13 @@ refused before it runs.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 
-from keras_smelu._replica_data import ArrayData, Segment
-from keras_smelu._replica_vmap import (
-    _array_batches,
-    _floatx,
-    _progbar_mode,
-    _steps,
-    _streamed_batches,
-)
+from keras_smelu._replica_one_step import OneStepReplicas, replica_batch, single_output
 
 
 def state_variables(model: keras.Model) -> list[keras.Variable]:
@@ -46,28 +38,13 @@ def state_variables(model: keras.Model) -> list[keras.Variable]:
     return out
 
 
-class SharedStepReplicas:
-    """The replicas of a run as one traced TensorFlow step each for training, evaluation and
-    prediction: `fit` trains each replica on its own segment, `measure` evaluates and predicts
-    all on the evaluation data.
+class SharedStepReplicas(OneStepReplicas):
+    """The replicas of a run trained and measured by one traced TensorFlow step each for
+    training, evaluation and prediction; see `OneStepReplicas`."""
 
-    Args:
-        replicas: Compiled replicas of one architecture (`why_not_one_program` is None), each
-            with its own optimizer (built, with the metrics, from the first training batch).
-    """
-
-    def __init__(self, replicas: Sequence[keras.Model]):
-        self.replicas = list(replicas)
-        self.template = self.replicas[0]
-        self._variables: list[list[Any]] | None = None  # per replica, its tf.Variables
-
-    def _build(self, sample: tuple[Any, Any], first: tuple[Any, ...]) -> None:
+    def _build(self, first: tuple[Any, ...]) -> None:
         import tensorflow as tf
 
-        for replica in self.replicas:
-            # The optimizer's and the compiled metrics' variables, built from shapes alone as
-            # `fit` builds them before its first step.
-            replica._symbolic_build(data_batch=sample)
         self._variables = [[v._value for v in state_variables(r)] for r in self.replicas]
         template = self.template
 
@@ -84,75 +61,32 @@ class SharedStepReplicas:
         self._predict = traced(template.predict_step)
         # Trace (without running) and refuse a graph that holds a variable of its own: the
         # replicas would share it.
-        _check_no_captured_variables(self._train, self._variables[0], _replica_batch(first, 0))
+        _check_no_captured_variables(self._train, self._variables[0], replica_batch(first, 0))
 
-    def fit(self, parts: Sequence[Segment], *, streamed: bool, verbose: Any = 0) -> list[float]:
-        """Trains replica `i` on `parts[i]` (NumPy `fit` arguments, or a stream of batches).
-
-        With `verbose` (as `fit` takes it), a Keras progress bar counts the steps and ends
-        with the replicas' mean training loss.
-
-        Returns:
-            Each replica's mean training loss over its segment, as `fit`'s history gives it.
-        """
-        batches = _streamed_batches(parts) if streamed else _array_batches(parts)
-        first = next(batches, None)
-        if first is None:
-            raise ValueError("A training segment holds no batch.")
-        if self._variables is None:
-            self._build(_replica_batch(first[:2], 0), first)
+    def _begin_fit(self) -> None:
         for replica in self.replicas:
-            replica.reset_metrics()  # as `fit` does at the start of each epoch
-        progress = None
-        if verbose:
-            progress = keras.utils.Progbar(_steps(parts, streamed), verbose=_progbar_mode(verbose))
-        step = 0
-        for batch in itertools.chain([first], batches):
-            for i, variables in enumerate(self._variables):
-                self._train(variables, _replica_batch(batch, i))
-            step += 1
-            if progress is not None:
-                progress.update(step)
-        losses = [float(r.get_metrics_result()["loss"]) for r in self.replicas]
-        if progress is not None:
-            progress.update(
-                step, values=[("mean replica loss", float(np.mean(losses)))], finalize=True
-            )
-        return losses
+            replica.reset_metrics()
 
-    def measure(self, evaluation: ArrayData) -> list[tuple[dict[str, float], np.ndarray]]:
-        """Each replica's evaluation metrics (as `evaluate(return_dict=True)`) and predictions
-        (as `predict`) at its current weights, in batches of the evaluation's batch size."""
-        if self._variables is None:
-            raise RuntimeError("`measure` needs a `fit` first.")
+    def _train_batch(self, batch: tuple[Any, ...]) -> None:
+        for i, variables in enumerate(self._variables):
+            self._train(variables, replica_batch(batch, i))
+
+    def _end_fit(self) -> list[float]:
+        return [float(r.get_metrics_result()["loss"]) for r in self.replicas]
+
+    def _begin_measure(self) -> None:
         for replica in self.replicas:
-            replica.reset_metrics()  # as `evaluate` does
-        outputs: list[list[np.ndarray]] = [[] for _ in self.replicas]
-        size = evaluation.batch_size
-        x_all, y_all, weight_all = (_floatx(part) for part in evaluation.take(slice(None)))
-        for start in range(0, evaluation.n, size):
+            replica.reset_metrics()
 
-            def rows(a: np.ndarray, start: int = start) -> np.ndarray:
-                return a[start : start + size]
+    def _measure_batch(self, x: Any, data: tuple[Any, ...]) -> np.ndarray:
+        outputs = []
+        for variables in self._variables:
+            self._test(variables, data)
+            outputs.append(single_output(self._predict(variables, (x,))))
+        return np.stack(outputs)
 
-            x, y = keras.tree.map_structure(rows, x_all), keras.tree.map_structure(rows, y_all)
-            data = (x, y) if weight_all is None else (x, y, rows(weight_all))
-            for i, variables in enumerate(self._variables):
-                self._test(variables, data)
-                out = self._predict(variables, (x,))
-                if not hasattr(out, "shape"):
-                    raise ValueError(
-                        "train_replicas supports single-output models; `model.predict` "
-                        f"returned a {type(out).__name__}."
-                    )
-                outputs[i].append(np.asarray(out))
-        return [
-            (
-                {k: float(v) for k, v in replica.get_metrics_result().items()},
-                np.concatenate(outputs[i]),
-            )
-            for i, replica in enumerate(self.replicas)
-        ]
+    def _metric_results(self, index: int) -> dict[str, Any]:
+        return self.replicas[index].get_metrics_result()
 
 
 def _on_variables(variables: Sequence[keras.Variable], step: Callable[[Any], Any]) -> Callable:
@@ -170,11 +104,6 @@ def _on_variables(variables: Sequence[keras.Variable], step: Callable[[Any], Any
                 variable._value = value
 
     return run
-
-
-def _replica_batch(batch: tuple[Any, ...], index: int) -> tuple[Any, ...]:
-    """Replica `index`'s batch out of a batch stacked along a leading replica axis."""
-    return keras.tree.map_structure(lambda a: a[index], batch)
 
 
 class UnsharedVariableError(ValueError):

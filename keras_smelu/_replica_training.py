@@ -29,10 +29,11 @@ from keras_smelu._replica_models import (
     predict,
     weights_digest,
 )
+from keras_smelu._replica_one_step import why_not_one_program
 from keras_smelu._replica_shared_step import SharedStepReplicas, UnsharedVariableError
 from keras_smelu._replica_stack import compile_stack, fit_stack, why_not_fused
 from keras_smelu._replica_summary import infer_task, pair_pd, resolve_pd_kind
-from keras_smelu._replica_vmap import VmappedReplicas, why_not_one_program
+from keras_smelu._replica_vmap import VmappedReplicas
 
 if TYPE_CHECKING:
     from keras_smelu.replicas import ReplicaSettings
