@@ -246,7 +246,9 @@ def tune(
             (e.g. `[2, 4]`), shown with their cost (k x compute) beside the frontier.
         accuracy: `Objective.accuracy`: "loss" (evaluation loss) or a compiled metric name.
         direction: `Objective.direction`: inferred for known metrics.
-        pd: `Objective.pd`: "relative" or "absolute".
+        pd: `Objective.pd`: "relative", "absolute", "churn", "topk_distance" or
+            "rbo_distance" (the last three take their settings, such as `group`, from
+            `settings=TrialSettings(objective=Objective(...))`).
         level: `Objective.level`: confidence level of the paired intervals (0.9).
         max_accuracy_cost: `Objective.max_accuracy_cost`: `0.002` or `"0.5%"`.
         confirm_pairs: `Objective.confirm_pairs`: after the search, more pairs (up to this
