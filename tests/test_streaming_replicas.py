@@ -12,25 +12,19 @@ from keras_smelu import datasets, models  # noqa: E402
 from keras_smelu._replica_data import StreamData, StreamSplit, segments  # noqa: E402
 from keras_smelu._replica_models import pair_seeds  # noqa: E402
 from keras_smelu.replicas import ReplicaSettings, train_replicas  # noqa: E402
-
-ROWS, BATCH = 700, 64
+from tests._streams import BATCH, ROWS, small_click_stream  # noqa: E402
+from tests._streams import weights_equal as _weights_equal  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory):
-    path = datasets.write_click_log(tmp_path_factory.mktemp("log") / "clicks.txt", ROWS, seed=3)
-    # Small chunks: the stream crosses many chunk boundaries even in a tiny file.
-    return datasets.load("criteo", path, streaming=True, split="temporal", chunk_bytes=16_384)
+    return small_click_stream(tmp_path_factory.mktemp("log"))
 
 
 def build(stream, activation="relu"):
     return models.embedding_mlp(
         stream, activation, embedding_dim=2, hidden=(8,), normalization="layer"
     )
-
-
-def _weights_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
 
 
 @pytest.mark.backend
@@ -70,29 +64,6 @@ def test_stream_in_file_order_trains_as_the_same_rows_in_memory(stream):
         for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
             np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
     assert streamed.pd_value == 0.0  # nothing differs within a pair
-
-
-@pytest.mark.backend
-def test_stacked_streamed_replicas_equal_sequential_ones(stream):
-    # 3 pairs (6 replicas, 6 streams zipped batch by batch), dropout, checkpoints in an epoch.
-    def build_dropout(activation):
-        return models.embedding_mlp(
-            stream, activation, embedding_dim=2, hidden=(8,), normalization="layer", dropout=0.3
-        )
-
-    common = dict(pairs=3, epochs=2, batch_size=BATCH, eval_every=5, verbose=0, return_models=True)
-    train = StreamSplit(stream, "train", shuffle_buffer=128)
-    stacked = train_replicas(build_dropout, train, stream, fused=True, **common)
-    sequential = train_replicas(build_dropout, train, stream, fused=False, **common)
-    assert stacked.config["stacked"] == 6 and sequential.config["stacked"] == 1
-    for one, other in zip(stacked.models, sequential.models, strict=True):
-        assert _weights_equal(one, other)
-    assert not _weights_equal(stacked.models[0], stacked.models[1])  # orders differ
-    assert stacked.pd_value > 0.0
-    for one, other in zip(stacked.pair_results, sequential.pair_results, strict=True):
-        assert one["steps"] == other["steps"] and one["pd"] == other["pd"]
-        for a, b in zip(one["replicas"], other["replicas"], strict=True):
-            assert a["metrics"] == b["metrics"]
 
 
 def test_checkpoints_every_k_steps(stream):
