@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -271,5 +272,21 @@ def main(argv: list[str] | None = None) -> int:
     return _run_job(args.job, args, args.overrides)
 
 
+def console() -> None:
+    """The `keras-smelu` console script: ends the process with `main`'s exit code.
+
+    After Ctrl-C (130) every completed trial and result file is saved and the summary printed,
+    so the process ends at once, its output flushed, without the interpreter's teardown: an
+    XLA compilation that the interrupt cut short can crash that teardown (exit status -11, a
+    segmentation fault, instead of 130).
+    """
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()
