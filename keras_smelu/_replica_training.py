@@ -351,7 +351,7 @@ class RunTrainer:
         # program that does not grow with the replicas. Else the replicas side by side in one
         # model, which "auto" takes only on JAX: on TensorFlow its graph traced as slowly as
         # one replica after the other (replica_stacking.py).
-        shared = why_not_one_program(replicas) is None
+        shared = settings.fused is not False and why_not_one_program(replicas) is None
         wanted = settings.fused is True or (
             settings.fused == "auto" and (shared or keras.backend.backend() == "jax")
         )
