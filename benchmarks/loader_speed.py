@@ -19,7 +19,10 @@ resident memory after the imports (pyarrow is imported before that in both; the 
 process also imports Keras with the package, pandas does not).
 
     nice python benchmarks/loader_speed.py [--rows 1000000 10000000] [--dir /tmp/x] [--keep]
-        [--layouts criteo movielens]
+        [--layouts criteo movielens] [--rounds 3]
+
+Each file is read `--rounds` times by every reader, in turn; a ratio is taken within a round
+(runs moments apart) and printed as the median and range over the rounds.
 
 With `--keep` the files stay in `--dir` and a later run reads them instead of writing them
 again (the generator writes the same bytes for the same rows and seed).
@@ -34,6 +37,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,12 +110,19 @@ def measure(
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def spread(values: list[float]) -> str:
+    """`median [min, max]` of a few ratios, one per round."""
+    values = sorted(values)
+    return f"{statistics.median(values):.2f}x [{values[0]:.2f}, {values[-1]:.2f}]"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--dir", type=Path, default=None, help="where to write the files")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument("--layouts", nargs="+", default=["criteo", "movielens"])
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds per file")
     args = parser.parse_args(argv)
 
     from keras_smelu.datasets import write_click_log
@@ -119,7 +130,7 @@ def main(argv=None) -> int:
     folder = args.dir or Path(tempfile.mkdtemp(prefix="loader_speed_"))
     folder.mkdir(parents=True, exist_ok=True)
     smallest = min(args.rows)
-    results = []
+    results = []  # one per reader, file and round
     try:
         for layout in args.layouts:
             for rows in sorted(args.rows):
@@ -130,51 +141,66 @@ def main(argv=None) -> int:
                 written = time.perf_counter() - start
                 size_mb = path.stat().st_size / 2**20
                 print(f"wrote {path.name}: {size_mb:.0f} MiB in {written:.0f} s", flush=True)
-                readers = [("stream", None, None), ("stream-cached", None, folder / "cache")]
+                cache = folder / "cache"
+                readers = [("stream", None, None), ("stream-cached", None, cache)]
                 if rows == smallest:
                     readers += [("stream-hashed", 1 << 20, None), ("pandas", None, None)]
-                for reader, buckets, cache_dir in readers:
-                    out = measure(reader.split("-")[0], layout, path, rows, buckets, cache_dir)
-                    out.update(layout=layout, n=rows, reader=reader, mib=size_mb)
-                    results.append(out)
-                    print(json.dumps(out), flush=True)
+                # Each round runs every reader once, so a ratio compares runs made moments
+                # apart: the machine's background load moves both.
+                for round_ in range(args.rounds):
+                    for reader, buckets, cache_dir in readers:
+                        out = measure(reader.split("-")[0], layout, path, rows, buckets, cache_dir)
+                        out.update(layout=layout, n=rows, reader=reader, mib=size_mb, round=round_)
+                        results.append(out)
+                        print(json.dumps(out), flush=True)
                 if not args.keep:
                     path.unlink()
+                shutil.rmtree(cache, ignore_errors=True)
     finally:
         if not args.keep and args.dir is None:
             shutil.rmtree(folder, ignore_errors=True)
 
     print()
+    print("Medians over the rounds:")
     print(f"{'layout':10} {'rows':>11} {'reader':14} {'seconds':>8} {'rows/s':>10} "
           f"{'next epoch':>10} {'peak MiB':>9} {'load MiB':>9}")  # fmt: skip
+    runs: dict[tuple, list[dict]] = {}
     for r in results:
-        again = "" if r["next_epoch"] is None else f"{r['next_epoch']:.1f}"
+        runs.setdefault((r["layout"], r["n"], r["reader"]), []).append(r)
+
+    def median(key, field):
+        values = [r[field] for r in runs[key] if r[field] is not None]
+        return statistics.median(values) if values else None
+
+    for key in runs:
+        layout, n, reader = key
+        seconds, again = median(key, "seconds"), median(key, "next_epoch")
         print(
-            f"{r['layout']:10} {r['n']:>11,} {r['reader']:14} {r['seconds']:>8.1f} "
-            f"{r['rows'] / r['seconds']:>10,.0f} {again:>10} {r['peak_mb']:>9.0f} "
-            f"{r['load_mb']:>9.0f}"
+            f"{layout:10} {n:>11,} {reader:14} {seconds:>8.2f} {n / seconds:>10,.0f} "
+            f"{'' if again is None else f'{again:.2f}':>10} {median(key, 'peak_mb'):>9.0f} "
+            f"{median(key, 'load_mb'):>9.0f}"
         )
     print()
-    by = {(r["layout"], r["n"], r["reader"]): r for r in results}
     largest = max(args.rows)
     for layout in args.layouts:
-        pandas = by.get((layout, smallest, "pandas"))
+        pandas = runs.get((layout, smallest, "pandas"))
         if pandas:
             for reader in ("stream", "stream-cached", "stream-hashed"):
-                r = by[(layout, smallest, reader)]
-                time_ratio = r["seconds"] / pandas["seconds"]
+                pairs = list(zip(runs[(layout, smallest, reader)], pandas, strict=True))
+                time_ratio = [r["seconds"] / p["seconds"] for r, p in pairs]
+                memory = [r["peak_mb"] / p["peak_mb"] for r, p in pairs]
                 print(
-                    f"{layout} {smallest:,} rows, {reader}: time {time_ratio:.2f}x "
-                    f"pandas', peak memory {r['peak_mb'] / pandas['peak_mb']:.2f}x (load only "
-                    f"{r['load_mb'] / pandas['load_mb']:.2f}x)"
+                    f"{layout} {smallest:,} rows, {reader}: time {spread(time_ratio)} pandas', "
+                    f"peak memory {spread(memory)}"
                 )
         if largest != smallest:
             for reader in ("stream", "stream-cached"):
-                small, big = by[(layout, smallest, reader)], by[(layout, largest, reader)]
+                big_and_small = (runs[(layout, largest, reader)], runs[(layout, smallest, reader)])
+                pairs = zip(*big_and_small, strict=True)
+                memory = [big["peak_mb"] / small["peak_mb"] for big, small in pairs]
                 print(
                     f"{layout} {reader}, peak memory {largest:,} / {smallest:,} rows: "
-                    f"{big['peak_mb'] / small['peak_mb']:.2f}x (load only "
-                    f"{big['load_mb'] / max(small['load_mb'], 1):.2f}x)"
+                    f"{spread(memory)}"
                 )
     return 0
 

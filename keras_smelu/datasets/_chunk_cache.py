@@ -15,8 +15,10 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 
@@ -38,17 +40,20 @@ class ChunkCache:
                 f"cache_dir={str(cache_dir)!r} ({exc.strerror})"
             ) from None
         self._remove = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
+        self._lock = threading.Lock()
+        self._written: list[int] = []
         self.chunks = 0
         self.bytes = 0
         self.complete = False
 
-    def write(self, chunk: object) -> None:
-        """Appends one chunk; a full disk removes the partial cache and says where it was."""
-        file = self.path / f"{self.chunks:07d}.pkl"
+    def write(self, index: int, chunk: object) -> None:
+        """Stores chunk number `index` (any thread, any order); a full disk removes the partial
+        cache and says where it was."""
+        file = self.path / f"{index:07d}.pkl"
         try:
             with open(file, "wb") as f:
                 pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
-                self.bytes += f.tell()
+                size = f.tell()
         except OSError as exc:
             self.remove()
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -60,19 +65,27 @@ class ChunkCache:
                     "parse the files every pass.",
                 ) from exc
             raise
-        self.chunks += 1
+        with self._lock:
+            self._written.append(index)
+            self.chunks += 1
+            self.bytes += size
 
     def finish(self) -> None:
         """Marks the first pass as whole: from now on, passes read the cache."""
+        self._written.sort()
         self.complete = True
 
-    def read(self) -> Iterator[object]:
-        """The chunks, in the order written."""
-        for i in range(self.chunks):
-            with open(self.path / f"{i:07d}.pkl", "rb") as f:
-                yield pickle.load(f)
+    def readers(self) -> Iterator[Callable[[], object]]:
+        """One function per chunk, in order, that reads it back (on any thread)."""
+        for index in self._written:
+            yield partial(_read, self.path / f"{index:07d}.pkl")
 
     def remove(self) -> None:
         """Deletes the cache's folder now (also done at garbage collection and exit)."""
         self.complete = False
         self._remove()
+
+
+def _read(file: Path) -> object:
+    with open(file, "rb") as f:
+        return pickle.load(f)

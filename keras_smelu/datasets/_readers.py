@@ -9,6 +9,7 @@ in Python to find and name the offending line (the error path only).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,10 +19,13 @@ from types import ModuleType
 
 import numpy as np
 
+from keras_smelu.datasets._parallel import in_worker
+
 INSTALL_HINT = 'pip install "keras-smelu[data]"'
-DEFAULT_CHUNK_BYTES = 4 << 20
+DEFAULT_CHUNK_BYTES = 16 << 20
 
 
+@functools.cache  # called for every column of every chunk: imports looked up once
 def pyarrow_modules() -> tuple[ModuleType, ModuleType, ModuleType]:
     """`(pyarrow, pyarrow.csv, pyarrow.compute)`, or an ImportError saying how to install them."""
     try:
@@ -46,11 +50,27 @@ def check_chunk_bytes(chunk_bytes: int) -> int:
 
 @dataclass(frozen=True)
 class Block:
-    """Whole lines of one file: `data` ends with a newline; its first line is `first_line`."""
+    """Whole lines of one file: `data` ends with a newline and starts `offset` bytes into the
+    file (after decompression)."""
 
     path: Path
     data: bytes | bytearray
-    first_line: int
+    offset: int
+
+    @functools.cached_property
+    def first_line(self) -> int:
+        """1-based number of the block's first line in its file. Only errors name lines, so
+        the newlines before the block are counted then, by reading the file up to it."""
+        opener = gzip.open if self.path.suffix == ".gz" else open
+        lines, left = 1, self.offset
+        with opener(self.path, "rb") as f:
+            while left:
+                part = f.read(min(left, 1 << 24))
+                if not part:
+                    break
+                lines += part.count(b"\n")
+                left -= len(part)
+        return lines
 
     def _line_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         buf = np.frombuffer(self.data, dtype=np.uint8)
@@ -79,14 +99,14 @@ class Block:
         """`(first line, the rest of the block)`: to take off a header."""
         cut = self.data.index(b"\n") + 1
         return self.data[:cut].rstrip(b"\r\n"), Block(
-            self.path, self.data[cut:], self.first_line + 1
+            self.path, self.data[cut:], self.offset + cut
         )
 
 
 def iter_blocks(path: Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[Block]:
     """Reads `path` (plain or `.gz`) in blocks of whole lines of about `chunk_bytes` bytes."""
     opener = gzip.open if path.suffix == ".gz" else open
-    line = 1
+    offset = 0
     carry = b""
     with opener(path, "rb") as f:
         while True:
@@ -105,12 +125,12 @@ def iter_blocks(path: Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[
                 continue
             carry = bytes(data[cut:])
             del data[cut:]
-            block = Block(path, data, line)
-            line += data.count(b"\n")
+            block = Block(path, data, offset)
+            offset += len(data)
             del data
             yield block
     if carry:
-        yield Block(path, carry + b"\n", line)
+        yield Block(path, carry + b"\n", offset)
 
 
 def decode_error(block: Block) -> ValueError | None:
@@ -148,7 +168,11 @@ def read_csv_block(
     try:
         return pcsv.read_csv(
             pa.BufferReader(block.data),
-            read_options=pcsv.ReadOptions(column_names=list(names), block_size=1 << 20),
+            read_options=pcsv.ReadOptions(
+                column_names=list(names),
+                block_size=1 << 20,
+                use_threads=not in_worker(),  # worker threads already share out the cores
+            ),
             parse_options=pcsv.ParseOptions(
                 delimiter=delimiter, quote_char=False, ignore_empty_lines=True
             ),

@@ -65,8 +65,9 @@ def load(
             `"movielens-100k"` reads the ratings only, like `"movielens"`.
         **kwargs: passed to the loader (e.g. `seed`, `test_fraction`, `split="temporal"`);
             streaming also takes `hash_buckets` (hashed ids instead of a counted vocabulary),
-            `chunk_bytes` and `cache_dir` (parse once, read every later pass from there; see
-            `StreamingDataset`).
+            `chunk_bytes`, `cache_dir` (parse once, read every later pass from there) and
+            `workers` (threads that parse and encode chunks; `None`: the usable cores, at
+            most 4); see `StreamingDataset`.
 
     Returns:
         A `RecDataset`, or a `StreamingDataset` when `streaming`.

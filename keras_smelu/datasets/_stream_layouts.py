@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from keras_smelu.datasets import _avazu, _criteo, _movielens
 from keras_smelu.datasets._base import DATA_ENV_VAR, resolve_data_files
+from keras_smelu.datasets._parallel import ordered_map
 from keras_smelu.datasets._readers import (
     Block,
     bad_row_error,
@@ -64,11 +66,27 @@ class Layout:
     temporal_fraction: float | None = None
     info: dict[str, object] = field(default_factory=dict)
 
-    def chunks(
+    def parsers(
         self, chunk_bytes: int, *, keys_only: bool = False, numeric: bool = True
-    ) -> Iterator[Chunk]:
-        """The parsed blocks; `keys_only`: time keys only; `numeric=False`: no numeric features."""
+    ) -> Iterator[Callable[[], Chunk | None]]:
+        """One function per block of text, in file order, that parses it (on any thread) into a
+        `Chunk`, or None for a block without rows. The blocks are read here, the parsing is
+        left to the caller's threads. `keys_only`: time keys only; `numeric=False`: no numeric
+        features."""
         raise NotImplementedError
+
+    def chunks(
+        self, chunk_bytes: int, *, workers: int = 1, keys_only: bool = False, numeric: bool = True
+    ) -> Iterator[Chunk]:
+        """The parsed blocks in file order, parsed on `workers` threads."""
+        parsers = self.parsers(chunk_bytes, keys_only=keys_only, numeric=numeric)
+        for chunk in ordered_map(_call, parsers, workers):
+            if chunk is not None:
+                yield chunk
+
+
+def _call(parse: Callable[[], Chunk | None]) -> Chunk | None:
+    return parse()
 
 
 # --- Criteo ---
@@ -80,24 +98,28 @@ DAY_FILE = re.compile(r"^day_(\d+)(\.gz|\.txt|\.tsv|\.csv)?$")
 class CriteoLayout(Layout):
     """TAB-separated `label I1..I13 C1..C26`: the Kaggle train.txt or the 1TB day_0..day_23."""
 
-    def chunks(self, chunk_bytes, *, keys_only=False, numeric=True):
-        names = ("label", *_criteo.NUMERIC, *_criteo.CATEGORICAL)
-        types = {"label": "int", **dict.fromkeys(_criteo.NUMERIC, "int")}  # all checked
-        types.update(dict.fromkeys(_criteo.CATEGORICAL, "str"))
+    def parsers(self, chunk_bytes, *, keys_only=False, numeric=True):
         for i, file in enumerate(self.files):
             for block in iter_blocks(file, chunk_bytes):
-                table = read_csv_block(
-                    block, delimiter="\t", names=names, types=types, what="label I1..I13 C1..C26"
-                )
-                yield Chunk(
-                    y=binary_labels(table, "label", block),
-                    categorical={c: table.column(c).combine_chunks() for c in _criteo.CATEGORICAL},
-                    numeric={
-                        n: np.log1p(np.maximum(column_numpy(table, n, block), 0)).astype(np.float32)
-                        for n in (_criteo.NUMERIC if numeric else ())
-                    },
-                    file=i,
-                )
+                yield partial(_parse_criteo, block, i, numeric)
+
+
+def _parse_criteo(block: Block, file_index: int, numeric: bool) -> Chunk:
+    names = ("label", *_criteo.NUMERIC, *_criteo.CATEGORICAL)
+    types = {"label": "int", **dict.fromkeys(_criteo.NUMERIC, "int")}  # all checked
+    types.update(dict.fromkeys(_criteo.CATEGORICAL, "str"))
+    table = read_csv_block(
+        block, delimiter="\t", names=names, types=types, what="label I1..I13 C1..C26"
+    )
+    return Chunk(
+        y=binary_labels(table, "label", block),
+        categorical={c: table.column(c).combine_chunks() for c in _criteo.CATEGORICAL},
+        numeric={
+            n: np.log1p(np.maximum(column_numpy(table, n, block), 0)).astype(np.float32)
+            for n in (_criteo.NUMERIC if numeric else ())
+        },
+        file=file_index,
+    )
 
 
 def criteo_layout(path: str | os.PathLike | None) -> CriteoLayout:
@@ -137,8 +159,7 @@ def criteo_layout(path: str | os.PathLike | None) -> CriteoLayout:
 class AvazuLayout(Layout):
     """Comma-separated `id,click,hour,C1,...,C21`; a header line names the column order."""
 
-    def chunks(self, chunk_bytes, *, keys_only=False, numeric=True):
-        pa, _, _ = pyarrow_modules()
+    def parsers(self, chunk_bytes, *, keys_only=False, numeric=True):
         header = _avazu.COLUMNS
         for i, file in enumerate(self.files):
             first = True
@@ -147,31 +168,32 @@ class AvazuLayout(Layout):
                     line, block = block.without_first_line()
                     header = avazu_header(line, file, block.first_line - 1)
                 first = False
-                if not block.data:
-                    continue
-                types = {"hour": "int"}
-                if not keys_only:
-                    types.update({"click": "int", **dict.fromkeys(_avazu.COLUMNS[3:], "str")})
-                table = read_csv_block(
-                    block, delimiter=",", names=header, types=types, what="id,click,hour,C1..C21"
-                )
-                hour = column_numpy(table, "hour", block, required=True)
-                date = hour // 100
-                if keys_only:
-                    yield Chunk(y=np.zeros(len(hour), np.float32), categorical={}, numeric={},
-                                file=i, key=date)  # fmt: skip
-                    continue
-                categorical = {"hour_of_day": pa.array(hour % 100)}
-                categorical.update(
-                    {c: table.column(c).combine_chunks() for c in _avazu.COLUMNS[3:]}
-                )
-                yield Chunk(
-                    y=binary_labels(table, "click", block),
-                    categorical=categorical,
-                    numeric={},
-                    file=i,
-                    key=date,
-                )
+                if block.data:
+                    yield partial(_parse_avazu, block, i, header, keys_only)
+
+
+def _parse_avazu(block: Block, file_index: int, header: tuple[str, ...], keys_only: bool) -> Chunk:
+    pa, _, _ = pyarrow_modules()
+    types = {"hour": "int"}
+    if not keys_only:
+        types.update({"click": "int", **dict.fromkeys(_avazu.COLUMNS[3:], "str")})
+    table = read_csv_block(
+        block, delimiter=",", names=header, types=types, what="id,click,hour,C1..C21"
+    )
+    hour = column_numpy(table, "hour", block, required=True)
+    date = hour // 100
+    if keys_only:
+        return Chunk(y=np.zeros(len(hour), np.float32), categorical={}, numeric={},
+                     file=file_index, key=date)  # fmt: skip
+    categorical = {"hour_of_day": pa.array(hour % 100)}
+    categorical.update({c: table.column(c).combine_chunks() for c in _avazu.COLUMNS[3:]})
+    return Chunk(
+        y=binary_labels(table, "click", block),
+        categorical=categorical,
+        numeric={},
+        file=file_index,
+        key=date,
+    )
 
 
 def avazu_header(line: bytes, file: Path, number: int) -> tuple[str, ...]:
@@ -218,13 +240,9 @@ class MovieLensLayout(Layout):
 
     label: str = "liked"
 
-    def chunks(self, chunk_bytes, *, keys_only=False, numeric=True):
-        names = ("user_id", "item_id", "rating", "timestamp")
+    def parsers(self, chunk_bytes, *, keys_only=False, numeric=True):
         file = self.files[0]
         kind = movielens_format(file)
-        types = {"timestamp": "int"}
-        if not keys_only:
-            types.update({"user_id": "int", "item_id": "int", "rating": "float"})
         first = True
         for block in iter_blocks(file, chunk_bytes):
             if first and kind == "ratings.csv":
@@ -236,35 +254,41 @@ class MovieLensLayout(Layout):
                         f"Received: {','.join(header)!r}"
                     )
             first = False
-            if kind == "ratings.dat":  # `::` separators: one byte for the columnar reader
-                block = Block(block.path, block.data.replace(b"::", b"\t"), block.first_line)
-            table = read_csv_block(
-                block,
-                delimiter="," if kind == "ratings.csv" else "\t",
-                names=names,
-                types=types,
-                what="user item rating timestamp",
-            )
-            key = column_numpy(table, "timestamp", block, required=True)
-            if keys_only:
-                yield Chunk(y=np.zeros(len(key), np.float32), categorical={}, numeric={},
-                            file=0, key=key)  # fmt: skip
-                continue
-            rating = column_numpy(table, "rating", block, required=True)
-            bad = ~(np.isfinite(rating) & (rating > 0) & (rating <= 5))
-            if bad.any():
-                raise bad_row_error(block, bad, "rating must be a number in (0, 5]", rating)
-            for name in ("user_id", "item_id"):
-                if table.column(name).null_count:
-                    column_numpy(table, name, block, required=True)  # raises with file:line
-            y = (rating >= 4) if self.label == "liked" else rating
-            yield Chunk(
-                y=y.astype(np.float32),
-                categorical={n: table.column(n).combine_chunks() for n in ("user_id", "item_id")},
-                numeric={},
-                file=0,
-                key=key,
-            )
+            yield partial(_parse_ratings, block, kind, self.label, keys_only)
+
+
+def _parse_ratings(block: Block, kind: str, label: str, keys_only: bool) -> Chunk:
+    names = ("user_id", "item_id", "rating", "timestamp")
+    types = {"timestamp": "int"}
+    if not keys_only:
+        types.update({"user_id": "int", "item_id": "int", "rating": "float"})
+    if kind == "ratings.dat":  # `::` separators: one byte for the columnar reader
+        block = Block(block.path, block.data.replace(b"::", b"\t"), block.offset)
+    table = read_csv_block(
+        block,
+        delimiter="," if kind == "ratings.csv" else "\t",
+        names=names,
+        types=types,
+        what="user item rating timestamp",
+    )
+    key = column_numpy(table, "timestamp", block, required=True)
+    if keys_only:
+        return Chunk(y=np.zeros(len(key), np.float32), categorical={}, numeric={}, file=0, key=key)
+    rating = column_numpy(table, "rating", block, required=True)
+    bad = ~(np.isfinite(rating) & (rating > 0) & (rating <= 5))
+    if bad.any():
+        raise bad_row_error(block, bad, "rating must be a number in (0, 5]", rating)
+    for name in ("user_id", "item_id"):
+        if table.column(name).null_count:
+            column_numpy(table, name, block, required=True)  # raises with file:line
+    y = (rating >= 4) if label == "liked" else rating
+    return Chunk(
+        y=y.astype(np.float32),
+        categorical={n: table.column(n).combine_chunks() for n in ("user_id", "item_id")},
+        numeric={},
+        file=0,
+        key=key,
+    )
 
 
 def movielens_format(file: Path) -> str:
@@ -320,12 +344,10 @@ def movielens_layout(
 class LibsvmLayout(Layout):
     """`label idx:val ...` or `label field:idx:val ...` lines; `#` starts a comment."""
 
-    def chunks(self, chunk_bytes, *, keys_only=False, numeric=True):
+    def parsers(self, chunk_bytes, *, keys_only=False, numeric=True):
         for i, file in enumerate(self.files):
             for block in iter_blocks(file, chunk_bytes):
-                chunk = parse_libsvm_block(block, i, self.task)
-                if chunk is not None:
-                    yield chunk
+                yield partial(parse_libsvm_block, block, i, self.task)
 
 
 def parse_libsvm_block(block: Block, file_index: int, task: str) -> Chunk | None:
@@ -346,11 +368,11 @@ def parse_libsvm_block(block: Block, file_index: int, task: str) -> Chunk | None
     if len(tokens) == 0:
         return None
     first = np.concatenate([[True], line_of[1:] != line_of[:-1]])
-    numbers = block.first_line + line_of  # 1-based line of every token
-    label = _floats(block, tokens.filter(pa.array(first)), numbers[first], "the label")
+    # line_of: every token's line within the block (the file's line number only in errors)
+    label = _floats(block, tokens.filter(pa.array(first)), line_of[first], "the label")
     rows = np.cumsum(first) - 1  # row of every token
     features = tokens.filter(pa.array(~first))
-    feature_rows, feature_lines = rows[~first], numbers[~first]
+    feature_rows, feature_lines = rows[~first], line_of[~first]
     parts = pc.split_pattern(features, ":")
     count = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
     starts = parts.offsets.to_numpy()[:-1]
@@ -367,8 +389,8 @@ def parse_libsvm_block(block: Block, file_index: int, task: str) -> Chunk | None
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{block.path}:{feature_lines[j]}: expected `idx:val` or `field:idx:val` with integer "
-            f"idx and field. Received: {features[j].as_py()!r}"
+            f"{block.path}:{block.first_line + feature_lines[j]}: expected `idx:val` or "
+            f"`field:idx:val` with integer idx and field. Received: {features[j].as_py()!r}"
         )
     index_text = pc.cast(index, pa.string())
     keys = pc.if_else(
@@ -393,8 +415,9 @@ def _int_like(strings) -> np.ndarray:
     return pc.match_substring_regex(strings, r"^[+-]?[0-9]+$").to_numpy(zero_copy_only=False)
 
 
-def _floats(block: Block, strings, numbers: np.ndarray, what: str) -> np.ndarray:
-    """Finite float64 values of `strings`; the first bad one raises naming `file:line`."""
+def _floats(block: Block, strings, lines: np.ndarray, what: str) -> np.ndarray:
+    """Finite float64 values of `strings` (on the block's `lines`, 0-based); the first bad one
+    raises naming `file:line`."""
     pa, _, pc = pyarrow_modules()
     try:
         values = pc.cast(strings, pa.float64()).to_numpy(zero_copy_only=False)
@@ -404,7 +427,7 @@ def _floats(block: Block, strings, numbers: np.ndarray, what: str) -> np.ndarray
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{block.path}:{numbers[j]}: {what} must be a finite number. "
+            f"{block.path}:{block.first_line + lines[j]}: {what} must be a finite number. "
             f"Received: {strings[j].as_py()!r}"
         )
     return values

@@ -7,7 +7,8 @@ size of the files (see `keras_smelu.datasets._readers` and `._vocabulary`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from keras_smelu.datasets._base import (
     n_test_rows,
 )
 from keras_smelu.datasets._chunk_cache import ChunkCache
+from keras_smelu.datasets._parallel import check_workers, ordered_map
 from keras_smelu.datasets._readers import DEFAULT_CHUNK_BYTES, check_chunk_bytes, pyarrow_modules
 from keras_smelu.datasets._stream_layouts import (
     MOVIELENS_FOLDERS,
@@ -40,6 +42,7 @@ from keras_smelu.datasets._vocabulary import (
 )
 
 SPLIT_NAMES = ("train", "test")
+T = TypeVar("T")
 
 
 class StreamingDataset:
@@ -60,6 +63,10 @@ class StreamingDataset:
     reads the chunks from there instead of parsing and hashing the text again: a training run
     of several epochs or replicas parses the files once. The cache takes about 0.7x the text's
     size on disk (Criteo) and is removed with the dataset; memory stays bounded by a chunk.
+
+    Every pass parses, hashes and encodes its chunks on `workers` threads (pyarrow and NumPy
+    release the GIL) and hands them out in file order, so the batches are the same for any
+    number of workers; at most `workers + 1` chunks are in flight.
 
     Vocabularies, two kinds:
 
@@ -109,6 +116,7 @@ class StreamingDataset:
         max_features: int | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         cache_dir: str | os.PathLike | None = None,
+        workers: int | None = None,
         by_file: bool = False,
     ):
         pyarrow_modules()  # fail early, with the install hint, when pyarrow is missing
@@ -126,6 +134,7 @@ class StreamingDataset:
         self._fraction = check_fraction(test_fraction)
         self._seed = int(seed)
         self._chunk_bytes = check_chunk_bytes(chunk_bytes)
+        self._workers = check_workers(workers)
         min_count = check_min_count(min_count)
         self.name = layout.name
         self.numeric = tuple(layout.numeric)
@@ -252,55 +261,75 @@ class StreamingDataset:
 
     # --- passes over the files ---
 
-    def _chunks(self, **kwargs) -> Iterator[tuple[Chunk, np.ndarray]]:
-        """Every chunk with its test mask: from the cache once it is whole, else parsed."""
+    def _pass(self, work: Callable[[int, Chunk], T], **kwargs) -> Iterator[tuple[T, np.ndarray]]:
+        """`work(index, chunk)` of every chunk, on the worker threads, handed out in file order
+        with the chunk's test mask: chunks from the cache once it is whole, else parsed."""
         pa, _, _ = pyarrow_modules()
         pool = pa.default_memory_pool()
-        row = 0
         cached = self._cache is not None and self._cache.complete
-        chunks = self._cache.read() if cached else self._layout.chunks(self._chunk_bytes, **kwargs)
-        for chunk in chunks:
-            n = len(chunk.y)
-            yield chunk, self._test_mask(chunk, row, n)
+        if cached:
+            tasks = self._cache.readers()
+        else:
+            tasks = self._layout.parsers(self._chunk_bytes, **kwargs)
+
+        def run(item: tuple[int, Callable[[], Chunk | None]]):
+            index, parse = item
+            chunk = parse()
+            if chunk is None:
+                return None
+            # The mask needs the row count, file and keys: the raw columns are freed here.
+            return work(index, chunk), (len(chunk.y), chunk.file, chunk.key)
+
+        row = 0
+        for done in ordered_map(run, enumerate(tasks), self._workers):
+            if done is None:
+                continue
+            result, (n, file, key) = done
+            del done
+            yield result, self._test_mask(file, key, row, n)
             row += n
-            del chunk
+            del result
             # Hand the chunk's freed pages back: pyarrow's allocator keeps them otherwise,
             # and the process's peak would grow with the allocator's caches, not the data.
             pool.release_unused()
 
-    def _test_mask(self, chunk: Chunk, row: int, n: int) -> np.ndarray:
+    def _test_mask(self, file: int, key: np.ndarray | None, row: int, n: int) -> np.ndarray:
         if self._rule == "random":
             rows = np.arange(row, row + n, dtype=np.uint64)
             u = (mix64(rows ^ mix64(np.array([self._seed], np.uint64))) >> np.uint64(11)) * 2.0**-53
             return u < self._fraction
         if self._rule == "files":
-            return np.full(n, chunk.file >= self._threshold)
+            return np.full(n, file >= self._threshold)
         if self._rule == "rows":
             return np.arange(row, row + n) >= self._threshold
-        return chunk.key >= self._threshold
+        return key >= self._threshold
 
     def _count(self, counters: dict[str, CountedVocabulary]) -> None:
         n_train = n_test = width = 0
         cache = self._cache
-        for chunk, test in self._chunks(numeric=cache is not None):
+
+        def hash_once(index: int, chunk: Chunk) -> dict[str, object]:
+            # Each string column hashed once, on the worker: counted here, cached, looked up.
+            for name, values in chunk.categorical.items():
+                if isinstance(values, Ragged):
+                    values.values = dictionary_encoded(values.values)
+                else:
+                    chunk.categorical[name] = dictionary_encoded(values)
+            if cache is not None:
+                cache.write(index, chunk)
+            return chunk.categorical
+
+        for categorical, test in self._pass(hash_once, numeric=cache is not None):
             n_test += int(test.sum())
             n_train += len(test) - int(test.sum())
             train = None if not test.any() else ~test  # None: every row (no mask to apply)
-            if cache is not None:  # hash each string column once: counted, cached, looked up
-                for name, values in chunk.categorical.items():
-                    if isinstance(values, Ragged):
-                        values.values = dictionary_encoded(values.values)
-                    else:
-                        chunk.categorical[name] = dictionary_encoded(values)
-                cache.write(chunk)
-
             for name, counter in counters.items():  # the training values only
-                values = chunk.categorical[name]
+                values = categorical[name]
                 if isinstance(values, Ragged):
                     counter.add(values.values, None if train is None else train[values.rows])
                 else:
                     counter.add(values, train)
-            for values in chunk.categorical.values():
+            for values in categorical.values():
                 if isinstance(values, Ragged) and len(values.slots):
                     width = max(width, int(values.slots.max()) + 1)
         for split, rows in (("train", n_train), ("test", n_test)):
@@ -316,24 +345,23 @@ class StreamingDataset:
             self._width = max(width, 1)
 
     def _encoded(self, split: str) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-        for chunk, test in self._chunks():
+        def encode(index: int, chunk: Chunk) -> tuple[dict[str, object], np.ndarray]:
+            # Whole chunks encoded on the worker; the split's rows are kept below: NumPy
+            # selections of ids, not copies of the raw strings.
+            x = {}
+            for name, vocabulary in self._vocabularies.items():
+                x[name] = _map_values(chunk.categorical[name], vocabulary.encode)
+            for name in self.numeric:
+                x[name] = _map_values(chunk.numeric[name], _float32)
+            return x, chunk.y
+
+        for (x, y), test in self._pass(encode):
             keep = test if split == "test" else ~test
             n = int(keep.sum())
             if n == 0:
                 continue
-            # Encode whole chunks, then keep the split's rows: NumPy selections of ids, not
-            # copies of the raw strings.
             take = _rows_of(keep, n, self._width)
-            x = {}
-            for name, vocabulary in self._vocabularies.items():
-                values = chunk.categorical[name]
-                raw = values.values if isinstance(values, Ragged) else values
-                x[name] = take(values, vocabulary.encode(raw))
-            for name in self.numeric:
-                values = chunk.numeric[name]
-                raw = values.values if isinstance(values, Ragged) else values
-                x[name] = take(values, np.asarray(raw, dtype=np.float32))
-            yield x, chunk.y[keep] if n < len(keep) else chunk.y
+            yield {name: take(v) for name, v in x.items()}, take(y)
 
     def _temporal_boundary(self) -> tuple[str, object]:
         layout = self._layout
@@ -350,7 +378,9 @@ class StreamingDataset:
 
             n = sum(block.n_rows() for _, block in iter_files(layout.files, self._chunk_bytes))
             return rule, n - n_test_rows(n, layout.temporal_fraction)
-        keys = lambda: (c.key for c in layout.chunks(self._chunk_bytes, keys_only=True))  # noqa: E731
+        keys = lambda: (  # noqa: E731
+            c.key for c in layout.chunks(self._chunk_bytes, workers=self._workers, keys_only=True)
+        )
         if rule == "last_key":
             return rule, max((int(k.max()) for k in keys() if len(k)), default=0)
         return rule, _kth_largest(keys, self._fraction)
@@ -386,21 +416,33 @@ def _check_batch_size(batch_size: int) -> int:
     return int(batch_size)
 
 
+def _map_values(column, function) -> object:
+    """`function` of a column's values; a `Ragged` column keeps its rows and slots."""
+    if isinstance(column, Ragged):
+        return Ragged(function(column.values), column.rows, column.slots)
+    return function(column)
+
+
+def _float32(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32)
+
+
 def _rows_of(keep: np.ndarray, n: int, width: int | None):
-    """A function `(column, array aligned with it) -> the rows of `keep`` (a boolean mask with
-    `n` true rows); a `Ragged` column gives `(n, width)` zero-padded rows."""
+    """A function `column -> the rows of `keep`` (a boolean mask with `n` true rows) of an array
+    aligned with the chunk's rows; a `Ragged` column gives `(n, width)` zero-padded rows."""
     every = n == len(keep)
     new_row = np.cumsum(keep) - 1
+    rows_kept = np.flatnonzero(keep)  # a gather per column: 4x faster than a mask each time
 
-    def take(column, values: np.ndarray) -> np.ndarray:
+    def take(column) -> np.ndarray:
         if isinstance(column, Ragged):
             sel = keep[column.rows]
-            out = np.zeros((n, width), dtype=values.dtype)
-            rows, slots, values = new_row[column.rows[sel]], column.slots[sel], values[sel]
+            out = np.zeros((n, width), dtype=column.values.dtype)
+            rows, slots, values = new_row[column.rows[sel]], column.slots[sel], column.values[sel]
             fits = slots < width
             out[rows[fits], slots[fits]] = values[fits]
             return out
-        return values if every else values[keep]
+        return column if every else column.take(rows_kept, axis=0)
 
     return take
 
@@ -466,8 +508,8 @@ def open_stream(name: str, path: str | os.PathLike | None = None, **kwargs) -> S
             `"libsvm"`.
         path: a data file or folder; `None` looks under `$KERAS_SMELU_DATA` (not for libSVM).
         **kwargs: `split`, `test_fraction`, `seed`, `min_count`, `hash_buckets`,
-            `chunk_bytes`, `cache_dir`; MovieLens also `label`; libSVM also `task`, `test_path`,
-            `max_features`.
+            `chunk_bytes`, `cache_dir`, `workers`; MovieLens also `label`; libSVM also `task`,
+            `test_path`, `max_features`.
 
     Returns:
         A `StreamingDataset`.

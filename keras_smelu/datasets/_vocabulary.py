@@ -78,15 +78,17 @@ def dictionary(values) -> tuple[object, np.ndarray]:
 
 def keys64(values) -> tuple[np.ndarray, np.ndarray]:
     """`(uint64 keys, missing mask)` of a pyarrow string or integer array."""
-    pa, _, pc = pyarrow_modules()
+    pa, _, _ = pyarrow_modules()
     values = _flat(values)
     n = len(values)
-    missing = values.is_null().to_numpy(zero_copy_only=False)
+    if values.null_count:
+        missing = values.is_null().to_numpy(zero_copy_only=False)
+    else:
+        missing = np.zeros(n, dtype=bool)
     if pa.types.is_integer(values.type):
         ints = values.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
         return ints.astype(np.int64, copy=False).view(np.uint64), missing
     values = values.cast(pa.string())
-    missing |= pc.equal(values, "").fill_null(True).to_numpy(zero_copy_only=False)
     buffers = values.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32)[values.offset : values.offset + n + 1]
     data = (
@@ -95,6 +97,7 @@ def keys64(values) -> tuple[np.ndarray, np.ndarray]:
         else np.zeros(0, np.uint8)
     )
     starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets)
+    missing |= lengths == 0  # "" (a null's slot has length 0 too)
     return _fnv1a(data, starts, lengths), missing
 
 
@@ -227,7 +230,7 @@ class CountedVocabulary:
     def add(self, values, rows: np.ndarray | None = None) -> None:
         """Counts the values of one chunk, or of its `rows` (a boolean mask); missing values
         are not counted."""
-        pa, _, pc = pyarrow_modules()
+        pa, _, _ = pyarrow_modules()
         values = _flat(values)
         self._type = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
         small = None if self._dense is None else small_ints(values)
@@ -241,17 +244,14 @@ class CountedVocabulary:
             return
         self._flush_dense()
         self._dense = None  # a value outside the dense range: hash from now on
-        # Hash the whole chunk once and count its codes: no copy of the selected strings.
+        # Hash the whole chunk once and count its codes: no copy of the selected strings. Values
+        # with a count of 0 (test rows only) and "" are dropped by `finish`, not per chunk.
         value, index = dictionary(values)
         if rows is not None:
             index = index[rows]
         count = np.bincount(index, minlength=len(value) + 1)[:-1]
-        keep = count > 0
-        if pa.types.is_string(value.type):
-            keep &= pc.not_equal(value, "").fill_null(False).to_numpy(zero_copy_only=False)
-        keep = pa.array(keep)
-        self._parts.append((value.filter(keep), pa.array(count).filter(keep)))
-        self._pending += len(self._parts[-1][0])
+        self._parts.append((value, pa.array(count)))
+        self._pending += len(value)
         if self._pending > max(self._distinct, _MERGE_AT):
             self._merge()
 
@@ -285,8 +285,11 @@ class CountedVocabulary:
 
     def finish(self, min_count: int) -> Vocabulary:
         """The values seen at least `min_count` times, most frequent first, ties by value."""
-        _, _, pc = pyarrow_modules()
+        pa, _, pc = pyarrow_modules()
         table = self._merge()
-        table = table.filter(pc.greater_equal(table.column("count"), min_count))
+        keep = pc.greater_equal(table.column("count"), min_count)
+        if pa.types.is_string(table.column("value").type):
+            keep = pc.and_(keep, pc.not_equal(table.column("value"), ""))  # "": missing
+        table = table.filter(keep)
         order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("value", "ascending")])
         return Vocabulary(table.column("value").take(order).combine_chunks())

@@ -276,8 +276,8 @@ class DataSection:
         options: A table passed as keyword arguments to the dataset loader, which checks it
             (e.g. `test_fraction`, `min_count`, `split = "temporal"` for the papers' regime of
             training on the past and measuring on the latest data; libsvm: `task`; streamed:
-            also `hash_buckets`, `chunk_bytes`, `cache_dir`: parse the files once into a
-            cache there, read by every later epoch, replica and trial).
+            also `hash_buckets`, `chunk_bytes`, `workers`, `cache_dir`: parse the files once
+            into a cache there, read by every later epoch, replica and trial).
     """
 
     dataset: str
@@ -320,7 +320,7 @@ class DataSection:
         }
         if self.streaming:  # the streaming reader's own options
             accepted |= {"split", "test_fraction", "seed", "min_count", "hash_buckets"}
-            accepted |= {"chunk_bytes", "cache_dir", "max_features"}
+            accepted |= {"chunk_bytes", "cache_dir", "max_features", "workers"}
         accepted = sorted(accepted)
         if self.label is not None and "label" not in accepted:
             raise _fail("data", "label", f"dataset {self.dataset!r} has no label choice")
