@@ -329,6 +329,84 @@ def test_a_cache_gives_the_same_data_and_reads_no_text_after_the_first_pass(tmp_
     assert not folder.exists()
 
 
+@pytest.mark.parametrize("layout", ["criteo", "criteo-hashed", "avazu", "movielens", "libsvm"])
+def test_any_number_of_workers_gives_the_same_batches(tmp_path, layout):
+    _, kwargs = _layout_files(tmp_path, layout)
+    name, path = kwargs.pop("name"), kwargs.pop("path")
+    one = load(name, path, streaming=True, chunk_bytes=SMALL_CHUNK, workers=1, **kwargs)
+    expected = [collect(one, split, batch_size=16, shuffle_buffer=50, seed=4) for split in
+                ("train", "test")]  # fmt: skip
+    for workers, cache_dir in ((3, None), (4, tmp_path / "cache")):
+        many = load(
+            name, path, streaming=True, chunk_bytes=SMALL_CHUNK, workers=workers,
+            cache_dir=cache_dir, **kwargs,
+        )  # fmt: skip
+        assert many.categorical == one.categorical
+        if one.n_test is not None:
+            assert (many.n_train, many.n_test) == (one.n_train, one.n_test)
+        for _ in range(2):  # the counting pass, then a pass from the cache
+            for split, (x, y) in zip(("train", "test"), expected, strict=True):
+                got_x, got_y = collect(many, split, batch_size=16, shuffle_buffer=50, seed=4)
+                np.testing.assert_array_equal(got_y, y)
+                for feature in x:
+                    np.testing.assert_array_equal(got_x[feature], x[feature], err_msg=feature)
+
+
+def test_ordered_map_keeps_order_bounds_read_ahead_and_raises_in_place():
+    import threading
+    import time
+
+    from keras_smelu.datasets._parallel import ordered_map
+
+    def slow_early(i):  # the first items finish last
+        time.sleep(0.02 * (5 - i) if i < 5 else 0)
+        if i == 7:
+            raise KeyError(i)
+        return i * i, threading.current_thread().name
+
+    taken = []
+
+    def items():
+        for i in range(100):
+            taken.append(i)
+            yield i
+
+    results = ordered_map(slow_early, items(), workers=3)
+    got = [next(results) for _ in range(7)]
+    assert [r for r, _ in got] == [i * i for i in range(7)]
+    assert all(name.startswith("keras-smelu-chunks") for _, name in got)
+    assert len(taken) <= 7 + 3 + 1  # at most workers + 1 ahead of the consumer
+    with pytest.raises(KeyError):  # item 7's error, at item 7
+        next(results)
+    results.close()
+    assert list(ordered_map(lambda i: -i, range(4), workers=1)) == [0, -1, -2, -3]
+    stopped = ordered_map(slow_early, items(), workers=2)
+    next(stopped)
+    stopped.close()  # a consumer that stops early: nothing more is read
+    before = len(taken)
+    time.sleep(0.1)
+    assert len(taken) == before
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".txt.gz"])
+def test_errors_deep_in_a_file_name_the_line_with_several_workers(tmp_path, suffix):
+    import gzip
+
+    good = criteo_line(0, [1], ["aa"])
+    text = good * 150 + "\n" + good * 149 + criteo_line(1, [2], ["aa"]).replace("\t", " ", 2)
+    file = tmp_path / f"deep{suffix}"
+    (gzip.open if suffix.endswith(".gz") else open)(file, "wt").write(text)  # 151: blank
+    with pytest.raises(ValueError, match=r"deep\.txt(\.gz)?:301: expected 40"):
+        load("criteo", file, streaming=True, chunk_bytes=SMALL_CHUNK, workers=3)
+    dat = "".join(f"{u}::{u + 1}::4::{10**9 + u}\n" for u in range(1, 300)) + "7::8::9::10\n"
+    write(tmp_path / "ml-1m" / "ratings.dat", dat)
+    with pytest.raises(ValueError, match=r"ratings\.dat:300: rating must be a number"):
+        load("movielens", tmp_path / "ml-1m", streaming=True, chunk_bytes=SMALL_CHUNK, workers=3)
+    svm = write(tmp_path / "deep.svm", "1 1:1 2:0.5\n" * 200 + "0 3:x\n")
+    with pytest.raises(ValueError, match=r"deep\.svm:201: a value must be a finite number"):
+        load("libsvm", svm, streaming=True, chunk_bytes=SMALL_CHUNK, workers=3)
+
+
 def test_a_cache_dir_that_is_not_a_folder_is_refused(tmp_path):
     file = write(tmp_path / "c.txt", criteo_rows(50))
     with pytest.raises(ValueError, match="`cache_dir` must be a folder that can be written to"):
@@ -503,6 +581,9 @@ def test_bad_arguments(tmp_path):
         ({"chunk_bytes": 10}, "chunk_bytes"),
         ({"test_fraction": 1.0}, "test_fraction"),
         ({"min_count": 0}, "min_count"),
+        ({"workers": 0}, "workers"),
+        ({"workers": 1.5}, "workers"),
+        ({"workers": True}, "workers"),
     ):
         with pytest.raises(ValueError, match=match):
             load("criteo", file, streaming=True, **kwargs)
