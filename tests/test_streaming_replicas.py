@@ -178,6 +178,7 @@ n_test = 80
 [data.options]
 split = "temporal"
 chunk_bytes = 16384
+workers = 3
 cache_dir = "{tmp_path / "cache"}"
 
 [model]
@@ -196,6 +197,7 @@ eval_every = 4
     job = load_job(job_file)
     assert job.data.streaming and job.training.eval_every == 4
     assert job.data.options["cache_dir"] == str(tmp_path / "cache")  # parse the log once
+    assert job.data.options["workers"] == 3
     report = tune_job(job, verbose=0)
     result = next(iter(report.results.values()))
     trials = [result.reference, *result.trials]

@@ -22,7 +22,7 @@ import numpy as np
 from keras_smelu.datasets._parallel import in_worker
 
 INSTALL_HINT = 'pip install "keras-smelu[data]"'
-DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_CHUNK_BYTES = 8 << 20
 
 
 @functools.cache  # called for every column of every chunk: imports looked up once

@@ -278,7 +278,12 @@ class StreamingDataset:
             if chunk is None:
                 return None
             # The mask needs the row count, file and keys: the raw columns are freed here.
-            return work(index, chunk), (len(chunk.y), chunk.file, chunk.key)
+            done = work(index, chunk), (len(chunk.y), chunk.file, chunk.key)
+            del chunk
+            # pyarrow's allocator keeps freed pages per thread: this worker's too (among them
+            # those of its earlier chunks, freed by the consumer).
+            pool.release_unused()
+            return done
 
         row = 0
         for done in ordered_map(run, enumerate(tasks), self._workers):

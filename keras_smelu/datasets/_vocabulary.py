@@ -245,11 +245,14 @@ class CountedVocabulary:
         self._flush_dense()
         self._dense = None  # a value outside the dense range: hash from now on
         # Hash the whole chunk once and count its codes: no copy of the selected strings. Values
-        # with a count of 0 (test rows only) and "" are dropped by `finish`, not per chunk.
+        # of test rows only are dropped here (memory); "" is dropped by `finish`.
         value, index = dictionary(values)
         if rows is not None:
             index = index[rows]
         count = np.bincount(index, minlength=len(value) + 1)[:-1]
+        seen = count > 0
+        if not seen.all():
+            value, count = value.filter(pa.array(seen)), count[seen]
         self._parts.append((value, pa.array(count)))
         self._pending += len(value)
         if self._pending > max(self._distinct, _MERGE_AT):
@@ -275,7 +278,7 @@ class CountedVocabulary:
             }
         )
         if len(self._parts) > 1:
-            table = table.group_by("value").aggregate([("count", "sum")])
+            table = table.group_by("value", use_threads=False).aggregate([("count", "sum")])
             table = table.rename_columns(["value", "count"])
         self._parts = [
             (table.column("value").combine_chunks(), table.column("count").combine_chunks())
