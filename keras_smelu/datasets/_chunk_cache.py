@@ -42,6 +42,7 @@ class ChunkCache:
         self._remove = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
         self._lock = threading.Lock()
         self._written: list[int] = []
+        self._full: int | None = None  # the errno of a full disk, once one was met
         self.chunks = 0
         self.bytes = 0
         self.complete = False
@@ -55,10 +56,14 @@ class ChunkCache:
                 pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
                 size = f.tell()
         except OSError as exc:
-            self.remove()
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self._full = exc.errno
+            self.remove()
+            # A chunk written beside the one that filled the disk fails too (its folder is
+            # gone): whichever the caller sees first must say why.
+            if self._full is not None:
                 raise OSError(
-                    exc.errno,
+                    self._full,
                     f"The chunk cache ran out of disk space in {self.path.parent} after "
                     f"{self.chunks} chunks ({self.bytes / 2**20:.0f} MiB). Pass a `cache_dir` "
                     "on a disk with room for about 0.7x the data files, or `cache_dir=None` to "

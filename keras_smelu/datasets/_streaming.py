@@ -23,7 +23,7 @@ from keras_smelu.datasets._base import (
 )
 from keras_smelu.datasets._chunk_cache import ChunkCache
 from keras_smelu.datasets._parallel import check_workers, ordered_map
-from keras_smelu.datasets._readers import DEFAULT_CHUNK_BYTES, check_chunk_bytes, pyarrow_modules
+from keras_smelu.datasets._readers import check_chunk_bytes, default_chunk_bytes, pyarrow_modules
 from keras_smelu.datasets._stream_layouts import (
     MOVIELENS_FOLDERS,
     Chunk,
@@ -114,7 +114,7 @@ class StreamingDataset:
         min_count: int = 1,
         hash_buckets: int | None = None,
         max_features: int | None = None,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        chunk_bytes: int | None = None,
         cache_dir: str | os.PathLike | None = None,
         workers: int | None = None,
         by_file: bool = False,
@@ -133,6 +133,8 @@ class StreamingDataset:
         self._layout = layout
         self._fraction = check_fraction(test_fraction)
         self._seed = int(seed)
+        if chunk_bytes is None:
+            chunk_bytes = default_chunk_bytes(1 + len(layout.categorical) + len(layout.numeric))
         self._chunk_bytes = check_chunk_bytes(chunk_bytes)
         self._workers = check_workers(workers)
         min_count = check_min_count(min_count)
