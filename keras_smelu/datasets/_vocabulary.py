@@ -255,7 +255,7 @@ class CountedVocabulary:
             value, count = value.filter(pa.array(seen)), count[seen]
         self._parts.append((value, pa.array(count)))
         self._pending += len(value)
-        if self._pending > max(self._distinct, _MERGE_AT):
+        if self._pending > max(self._distinct // 2, _MERGE_AT // 2):
             self._merge()
 
     def _flush_dense(self) -> None:
