@@ -43,7 +43,6 @@ class ChunkCache:
         self._lock = threading.Lock()
         self._written: list[int] = []
         self._full: int | None = None  # the errno of a full disk, once one was met
-        self.chunks = 0
         self.bytes = 0
         self.complete = False
 
@@ -72,8 +71,12 @@ class ChunkCache:
             raise
         with self._lock:
             self._written.append(index)
-            self.chunks += 1
             self.bytes += size
+
+    @property
+    def chunks(self) -> int:
+        """The number of chunks written."""
+        return len(self._written)
 
     def finish(self) -> None:
         """Marks the first pass as whole: from now on, passes read the cache."""

@@ -69,9 +69,8 @@ class Block:
     def first_line(self) -> int:
         """1-based number of the block's first line in its file. Only errors name lines, so
         the newlines before the block are counted then, by reading the file up to it."""
-        opener = gzip.open if self.path.suffix == ".gz" else open
         lines, left = 1, self.offset
-        with opener(self.path, "rb") as f:
+        with open_binary(self.path) as f:
             while left:
                 part = f.read(min(left, 1 << 24))
                 if not part:
@@ -111,12 +110,16 @@ class Block:
         )
 
 
+def open_binary(path: Path):
+    """`path` opened for reading bytes, decompressed when it ends in `.gz`."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
 def iter_blocks(path: Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[Block]:
     """Reads `path` (plain or `.gz`) in blocks of whole lines of about `chunk_bytes` bytes."""
-    opener = gzip.open if path.suffix == ".gz" else open
     offset = 0
     carry = b""
-    with opener(path, "rb") as f:
+    with open_binary(path) as f:
         while True:
             # One buffer per block, read into after the carried partial line and cut in place:
             # the block's bytes are held once, not copied (peak memory is a few blocks).

@@ -438,18 +438,19 @@ def _rows_of(keep: np.ndarray, n: int, width: int | None):
     """A function `column -> the rows of `keep`` (a boolean mask with `n` true rows) of an array
     aligned with the chunk's rows; a `Ragged` column gives `(n, width)` zero-padded rows."""
     every = n == len(keep)
-    new_row = np.cumsum(keep) - 1
-    rows_kept = np.flatnonzero(keep)  # a gather per column: 4x faster than a mask each time
+    # Indices once per chunk, then a gather per column: 4x faster than a mask per column.
+    rows_kept = None if every else np.flatnonzero(keep)
 
     def take(column) -> np.ndarray:
         if isinstance(column, Ragged):
+            new_row = np.cumsum(keep) - 1
             sel = keep[column.rows]
             out = np.zeros((n, width), dtype=column.values.dtype)
             rows, slots, values = new_row[column.rows[sel]], column.slots[sel], column.values[sel]
             fits = slots < width
             out[rows[fits], slots[fits]] = values[fits]
             return out
-        return column if every else column.take(rows_kept, axis=0)
+        return column if rows_kept is None else column.take(rows_kept, axis=0)
 
     return take
 
