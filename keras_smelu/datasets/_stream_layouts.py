@@ -48,6 +48,7 @@ class Chunk:
     numeric: dict[str, object]
     file: int
     key: np.ndarray | None = None
+    coded: bool = False  # categorical columns as vocabulary codes (the chunk cache), not raw
 
 
 @dataclass

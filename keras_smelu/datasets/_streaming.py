@@ -34,12 +34,7 @@ from keras_smelu.datasets._stream_layouts import (
     libsvm_layout,
     movielens_layout,
 )
-from keras_smelu.datasets._vocabulary import (
-    CountedVocabulary,
-    HashedVocabulary,
-    dictionary_encoded,
-    mix64,
-)
+from keras_smelu.datasets._vocabulary import CountedVocabulary, HashedVocabulary, mix64
 
 SPLIT_NAMES = ("train", "test")
 T = TypeVar("T")
@@ -153,12 +148,10 @@ class StreamingDataset:
         self._cache = None if cache_dir is None else ChunkCache(cache_dir)
         counting = hash_buckets is None or (self.bags and max_features is None) or self._cache
         counters = {} if hash_buckets else {c: CountedVocabulary() for c in layout.categorical}
+        hashed = {c: HashedVocabulary(hash_buckets) for c in layout.categorical if hash_buckets}
         if counting:
-            self._count(counters)
-        self._vocabularies = {
-            c: HashedVocabulary(hash_buckets) if hash_buckets else counters[c].finish(min_count)
-            for c in layout.categorical
-        }
+            self._count(counters, hashed)
+        self._vocabularies = hashed or {c: counters[c].finish(min_count) for c in counters}
         self.categorical = {c: v.size for c, v in self._vocabularies.items()}
         self.info = {
             "files": file_info(layout.files),
@@ -311,34 +304,47 @@ class StreamingDataset:
             return np.arange(row, row + n) >= self._threshold
         return key >= self._threshold
 
-    def _count(self, counters: dict[str, CountedVocabulary]) -> None:
+    def _count(
+        self, counters: dict[str, CountedVocabulary], hashed: dict[str, HashedVocabulary]
+    ) -> None:
         n_train = n_test = width = 0
         cache = self._cache
 
-        def hash_once(index: int, chunk: Chunk) -> dict[str, object]:
-            # Each string column hashed once, on the worker: counted here, cached, looked up.
-            for name, values in chunk.categorical.items():
-                if isinstance(values, Ragged):
-                    values.values = dictionary_encoded(values.values)
-                else:
-                    chunk.categorical[name] = dictionary_encoded(values)
+        def code_once(index: int, chunk: Chunk):
+            # Each categorical column hashed once, here on the worker: its values become codes
+            # of the counters (ids when hashed), counted below and kept by the cache.
+            parts, chunk_width = {}, 0
+            for name, column in chunk.categorical.items():
+                ragged = isinstance(column, Ragged)
+                values = column.values if ragged else column
+                if ragged and len(column.slots):
+                    chunk_width = max(chunk_width, int(column.slots.max()) + 1)
+                if name in counters:
+                    codes, rows_codes = counters[name].codes(values)
+                    parts[name] = (codes, rows_codes, column.rows if ragged else None)
+                    if cache is not None:
+                        values = codes[rows_codes]
+                elif cache is not None:
+                    values = hashed[name].encode(values)
+                if cache is not None:
+                    chunk.categorical[name] = (
+                        Ragged(values, column.rows, column.slots) if ragged else values
+                    )
             if cache is not None:
+                chunk.coded = True
                 cache.write(index, chunk)
-            return chunk.categorical
+            return parts, chunk_width
 
-        for categorical, test in self._pass(hash_once, numeric=cache is not None):
+        for (parts, chunk_width), test in self._pass(code_once, numeric=cache is not None):
             n_test += int(test.sum())
             n_train += len(test) - int(test.sum())
-            train = None if not test.any() else ~test  # None: every row (no mask to apply)
-            for name, counter in counters.items():  # the training values only
-                values = categorical[name]
-                if isinstance(values, Ragged):
-                    counter.add(values.values, None if train is None else train[values.rows])
-                else:
-                    counter.add(values, train)
-            for values in categorical.values():
-                if isinstance(values, Ragged) and len(values.slots):
-                    width = max(width, int(values.slots.max()) + 1)
+            # The training rows' positions, once per chunk (None: every row); a bag's entries
+            # by the rows they belong to.
+            train = None if not test.any() else np.flatnonzero(~test)
+            for name, (codes, rows_codes, rows) in parts.items():  # the training values only
+                kept = train if train is None or rows is None else np.flatnonzero(~test[rows])
+                counters[name].count(codes, rows_codes, kept)
+            width = max(width, chunk_width)
         for split, rows in (("train", n_train), ("test", n_test)):
             if rows == 0:
                 raise ValueError(
@@ -357,7 +363,9 @@ class StreamingDataset:
             # selections of ids, not copies of the raw strings.
             x = {}
             for name, vocabulary in self._vocabularies.items():
-                x[name] = _map_values(chunk.categorical[name], vocabulary.encode)
+                # A cached chunk holds codes (ids when hashed): one gather, no hashing.
+                to_ids = vocabulary.from_codes if chunk.coded else vocabulary.encode
+                x[name] = _map_values(chunk.categorical[name], to_ids)
             for name in self.numeric:
                 x[name] = _map_values(chunk.numeric[name], _float32)
             return x, chunk.y

@@ -1,33 +1,36 @@
 """Bounded-memory categorical vocabularies for streamed data: counted, or hashed into buckets.
 
-Both map a column of raw values (a `pyarrow` string or int64 array) to `int32` ids, with id 0
+Both map a column of raw values (a `pyarrow` string or integer array) to `int32` ids, with id 0
 for missing values (null or `""`) and for values without an id of their own.
 
-- `CountedVocabulary` counts the training values chunk by chunk (pyarrow's hash-based
-  `dictionary_encode`, codes counted by `np.bincount`, merged by `group_by`), then keeps those
-  seen at least `min_count` times, most frequent first, ties by value: the same ids as the
-  in-memory loaders. Its memory grows with the number of distinct values, not with the number
-  of rows.
+- `CountedVocabulary` counts the training values chunk by chunk. Each chunk's distinct values
+  (pyarrow's hash-based `dictionary_encode`) get codes of the whole file from one `KeyTable`
+  per column, so the counts add up in an array by code. `finish` keeps the values seen at
+  least `min_count` times, most frequent first, ties by value: the same ids as the in-memory
+  loaders. Memory grows with the number of distinct values, not with the number of rows. A
+  chunk kept as codes (the chunk cache) is encoded by one gather (`Vocabulary.from_codes`).
 - `HashedVocabulary` needs no counting pass and a fixed memory: `id = 1 + h(value) mod
-  (hash_buckets - 1)` with a fixed 64-bit hash (the value itself for an integer or a string of
-  at most 8 bytes, FNV-1a over the UTF-8 bytes of a longer string, then a SplitMix64 mix), so
-  ids are the same in every process.
+  (hash_buckets - 1)` with a fixed 64-bit hash of the value's key (below), then a SplitMix64
+  mix, so ids are the same in every process.
 
-Lookups go through 64-bit keys of the values (exact for integers and for strings of at most
-8 bytes; FNV-1a for longer strings, whose collisions among a vocabulary's values are detected
-and refused).
+Values are looked up by 64-bit keys: an integer is its own key, and so is a string of at most
+8 bytes (its bytes, zero-padded) unless it ends in a NUL byte; a longer string is hashed with
+FNV-1a. Two distinct values with one key would merge silently, so every hashed key also carries
+a second, independent hash, and a value whose key is taken by another value is refused.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
+from keras_smelu.datasets._key_table import KeyTable
 from keras_smelu.datasets._readers import pyarrow_modules
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
-_MERGE_AT = 1 << 17  # values pending (at least) before a merge into the running counts
-_DENSE_LIMIT = 1 << 22  # integer values below this are counted and looked up in arrays
+_CHECK_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)  # an odd constant: the check's polynomial
 
 
 def _flat(values):
@@ -35,30 +38,6 @@ def _flat(values):
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return values
-
-
-def small_ints(values) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """`(int64 values, missing mask or None)` when `values` are integers in `[0, 2**22)` (ids
-    such as MovieLens users: counted and looked up in arrays, no hashing), else None."""
-    pa, _, _ = pyarrow_modules()
-    values = _flat(values)
-    if not pa.types.is_integer(values.type):
-        return None
-    ints = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    if len(ints) and (ints.min() < 0 or ints.max() >= _DENSE_LIMIT):
-        return None
-    missing = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
-    return ints, missing
-
-
-def dictionary_encoded(values):
-    """A string column as a pyarrow `DictionaryArray` (the chunk's distinct values and codes:
-    the form `dictionary` returns without hashing again); integer columns stay as they are."""
-    pa, _, pc = pyarrow_modules()
-    values = _flat(values)
-    if pa.types.is_integer(values.type) or pa.types.is_dictionary(values.type):
-        return values
-    return pc.dictionary_encode(values, null_encoding="mask")
 
 
 def dictionary(values) -> tuple[object, np.ndarray]:
@@ -76,8 +55,9 @@ def dictionary(values) -> tuple[object, np.ndarray]:
     return distinct, index.astype(np.intp, copy=False)
 
 
-def keys64(values) -> tuple[np.ndarray, np.ndarray]:
-    """`(uint64 keys, missing mask)` of a pyarrow string or integer array."""
+def keys64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`(uint64 keys, missing mask, hashed mask or None)` of a pyarrow string or integer array;
+    `hashed` marks the strings whose key is a hash (None: every key is exact)."""
     pa, _, _ = pyarrow_modules()
     values = _flat(values)
     n = len(values)
@@ -87,30 +67,42 @@ def keys64(values) -> tuple[np.ndarray, np.ndarray]:
         missing = np.zeros(n, dtype=bool)
     if pa.types.is_integer(values.type):
         ints = values.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
-        return ints.astype(np.int64, copy=False).view(np.uint64), missing
+        return ints.astype(np.int64, copy=False).view(np.uint64), missing, None
+    data, starts, lengths = _string_buffers(values)
+    missing |= lengths == 0  # "" (a null's slot has length 0 too)
+    keys, hashed = _string_keys(data, starts, lengths)
+    return keys, missing, hashed
+
+
+def _string_buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(bytes, starts, lengths)` of a pyarrow string array, without copying the text."""
+    pa, _, _ = pyarrow_modules()
     values = values.cast(pa.string())
     buffers = values.buffers()
+    n = len(values)
     offsets = np.frombuffer(buffers[1], dtype=np.int32)[values.offset : values.offset + n + 1]
     data = (
         np.frombuffer(buffers[2], dtype=np.uint8)
         if buffers[2] is not None
         else np.zeros(0, np.uint8)
     )
-    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets)
-    missing |= lengths == 0  # "" (a null's slot has length 0 too)
-    return _fnv1a(data, starts, lengths), missing
+    return data, offsets[:-1].astype(np.int64), np.diff(offsets)
 
 
-def _fnv1a(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """64-bit keys of the byte strings `data[starts[i] : starts[i] + lengths[i]]`.
+def _string_keys(
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """64-bit keys of the byte strings `data[starts[i] : starts[i] + lengths[i]]`, and which
+    of them are hashes (None: none).
 
     A string of at most 8 bytes is its own key (its bytes, zero-padded, read as an integer:
-    exact); a longer one is hashed with FNV-1a 64.
+    exact), unless it ends in a NUL byte (it would share the key of the string without it); a
+    longer one, or one ending in NUL, is hashed with FNV-1a 64.
     """
     n = len(starts)
     width = int(lengths.max(initial=0))
     if width == 0:
-        return np.zeros(n, dtype=np.uint64)
+        return np.zeros(n, dtype=np.uint64), None
     present = lengths > 0
     if width <= 8 and np.all(lengths[present] == width):  # e.g. Criteo: all 8 hex digits
         text = np.zeros((int(present.sum()), 8), dtype=np.uint8)
@@ -118,20 +110,53 @@ def _fnv1a(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndar
         text[:, :width] = data[first : first + len(text) * width].reshape(-1, width)
         keys = np.zeros(n, dtype=np.uint64)
         keys[present] = text.view(np.uint64).ravel()
-        return keys
-    position = np.arange(8)
-    text = data[np.minimum(starts[:, None] + position, len(data) - 1)]
-    text[position >= lengths[:, None]] = 0
-    keys = np.ascontiguousarray(text).view(np.uint64).ravel()
-    long = np.flatnonzero(lengths > 8)
-    if len(long):
-        starts, lengths = starts[long], lengths[long]
-        h = np.full(len(long), _FNV_OFFSET, dtype=np.uint64)
-        for j in range(int(lengths.max())):  # only the strings that still have a byte at j
-            live = np.flatnonzero(lengths > j)
-            h[live] = (h[live] ^ data[starts[live] + j]) * _FNV_PRIME
-        keys[long] = h
-    return keys
+        ends_in_nul = np.zeros(n, dtype=bool)
+        ends_in_nul[present] = text[:, width - 1] == 0
+    else:
+        position = np.arange(8)
+        text = data[np.minimum(starts[:, None] + position, len(data) - 1)]
+        text[position >= lengths[:, None]] = 0
+        keys = np.ascontiguousarray(text).view(np.uint64).ravel()
+        last = data[np.minimum(starts + np.maximum(lengths, 1) - 1, len(data) - 1)]
+        ends_in_nul = present & (last == 0)
+    hashed = (lengths > 8) | ends_in_nul
+    if not hashed.any():
+        return keys, None
+    which = np.flatnonzero(hashed)
+    keys[which] = _fnv1a(data, starts[which], lengths[which])
+    return keys, hashed
+
+
+def _fnv1a(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """FNV-1a 64 of each byte string, vectorised over the strings (a loop over byte positions,
+    each step only on the strings that still have a byte there)."""
+    h = np.full(len(starts), _FNV_OFFSET, dtype=np.uint64)
+    for j in range(int(lengths.max(initial=0))):
+        live = np.flatnonzero(lengths > j)
+        h[live] = (h[live] ^ data[starts[live] + j]) * _FNV_PRIME
+    return h
+
+
+def _check_hash(values, hashed: np.ndarray) -> np.ndarray:
+    """A second 64-bit hash of the hashed strings (a polynomial with another multiplier, then
+    SplitMix64 with the length: independent of FNV-1a), odd so never 0; 0 for exact keys."""
+    data, starts, lengths = _string_buffers(_flat(values))
+    which = np.flatnonzero(hashed)
+    starts, lengths = starts[which], lengths[which]
+    h = lengths.astype(np.uint64)
+    for j in range(int(lengths.max(initial=0))):
+        live = np.flatnonzero(lengths > j)
+        h[live] = (h[live] + data[starts[live] + j] + np.uint64(1)) * _CHECK_MULTIPLIER
+    check = np.zeros(len(hashed), dtype=np.uint64)
+    check[which] = mix64(h ^ lengths.astype(np.uint64)) | np.uint64(1)
+    return check
+
+
+def _collision_error(values) -> ValueError:
+    return ValueError(
+        "Two distinct categorical values share a 64-bit key; use `hash_buckets` for this "
+        f"column. Received values such as {values[:3].to_pylist()!r}."
+    )
 
 
 def mix64(keys: np.ndarray) -> np.ndarray:
@@ -157,144 +182,184 @@ class HashedVocabulary:
 
     def encode(self, values) -> np.ndarray:
         """Maps raw values to `int32` ids in `[0, size)`."""
-        pa, _, _ = pyarrow_modules()
-        if pa.types.is_dictionary(_flat(values).type):  # hash each distinct value once
-            distinct, index = dictionary(values)
-            ids = np.zeros(len(distinct) + 1, dtype=np.int32)  # the last slot: null values
-            ids[:-1] = self.encode(distinct)
-            return ids[index]
-        keys, missing = keys64(values)
+        keys, missing, _ = keys64(values)
         ids = mix64(keys) % np.uint64(self.size - 1) + np.uint64(1)
         return np.where(missing, 0, ids).astype(np.int32)
 
+    def from_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Ids of a chunk kept as codes: a hashed vocabulary keeps the ids themselves."""
+        return codes
+
 
 class Vocabulary:
-    """Ids `1..len(values)` for `values` (a pyarrow array, in id order); others map to 0."""
+    """Ids `1..len(values)` for `values` (a pyarrow array, in id order); others map to 0.
 
-    def __init__(self, values):
+    Args:
+        values: the vocabulary's values, in id order.
+        codes: their codes in the `CountedVocabulary` that counted them, for `from_codes`.
+        n_codes: the number of codes that counter gave.
+    """
+
+    def __init__(self, values, codes: np.ndarray | None = None, n_codes: int = 0):
         self.values = values
         self.size = len(values) + 1
-        keys, _ = keys64(values)
-        self._order = np.argsort(keys, kind="stable")
-        self._sorted = keys[self._order]
-        if len(keys) and np.any(self._sorted[1:] == self._sorted[:-1]):
-            raise ValueError(
-                "Two distinct categorical values share a 64-bit key; use `hash_buckets` for "
-                f"this column. Received {len(values)} values."
-            )
-        self._table = None  # small integer values: id by value
-        small = small_ints(values) if len(values) else None
-        if small is not None:
-            self._table = np.zeros(int(small[0].max()) + 1, dtype=np.int32)
-            self._table[small[0]] = np.arange(1, len(values) + 1, dtype=np.int32)
+        keys, _, _ = keys64(values)
+        if len(np.unique(keys)) < len(keys):
+            raise _collision_error(values)
+        self._table = KeyTable()
+        table_codes = self._table.add(keys)
+        self._ids = np.zeros(len(keys) + 1, dtype=np.int32)  # by table code; last: not found
+        self._ids[table_codes] = np.arange(1, len(keys) + 1, dtype=np.int32)
+        # By counter code; the last slot serves code -1 (a missing value).
+        self._ids_of_codes = np.zeros(n_codes + 1, dtype=np.int32)
+        if codes is not None:
+            self._ids_of_codes[codes] = np.arange(1, len(codes) + 1, dtype=np.int32)
 
     def encode(self, values) -> np.ndarray:
         """Maps raw values to `int32` ids in `[0, size)`."""
         if self.size == 1:
             return np.zeros(len(values), dtype=np.int32)
-        small = None if self._table is None else small_ints(values)
-        if small is not None:
-            ints, missing = small
-            inside = ints < len(self._table)
-            ids = np.where(inside, self._table[np.where(inside, ints, 0)], 0).astype(np.int32)
-            if missing is not None:
-                ids[missing] = 0
-            return ids
         # Look up each distinct value of the chunk once (popular values repeat), then gather.
         distinct, index = dictionary(values)
+        keys, missing, _ = keys64(distinct)
+        code = self._table.lookup(keys)
+        code[missing] = -1
         ids = np.zeros(len(distinct) + 1, dtype=np.int32)  # the last slot: null values
-        ids[:-1] = self._lookup(distinct)
+        ids[:-1] = self._ids[code]
         return ids[index]
 
-    def _lookup(self, values) -> np.ndarray:
-        if self.size - 1 <= len(values):  # a small vocabulary: pyarrow's hash lookup is cheaper
-            _, _, pc = pyarrow_modules()
-            index = pc.index_in(values, value_set=self.values)
-            return (index.fill_null(-1).to_numpy(zero_copy_only=False) + 1).astype(np.int32)
-        keys, missing = keys64(values)
-        pos = np.minimum(np.searchsorted(self._sorted, keys), self.size - 2)
-        found = (self._sorted[pos] == keys) & ~missing
-        return np.where(found, self._order[pos] + 1, 0).astype(np.int32)
+    def from_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Ids of values given as codes of the counter that built this vocabulary."""
+        return self._ids_of_codes[codes]
 
 
 class CountedVocabulary:
-    """Counts one column's training values chunk by chunk; `finish` builds the `Vocabulary`."""
+    """Counts one column's training values chunk by chunk; `finish` builds the `Vocabulary`.
+
+    `codes` may run on several threads at once (it holds a lock while it adds values); `count`
+    and `finish` run on one.
+    """
 
     def __init__(self):
-        self._parts: list[tuple[object, object]] = []
-        self._pending = 0
-        self._distinct = 0
-        self._dense: np.ndarray | None = np.zeros(0, dtype=np.int64)  # by value; None: off
+        self._table = KeyTable()
+        self._counts = np.zeros(0, dtype=np.int64)  # by code
+        self._checks: np.ndarray | None = None  # by code, once a hashed key is met
+        self._hashed: list[tuple[np.ndarray, object]] = []  # (codes, values) of hashed keys
         self._type = None
+        self._lock = threading.Lock()
+
+    def codes(self, values) -> tuple[np.ndarray, np.ndarray]:
+        """`(codes, index)` of a chunk's values: `codes[index[i]]` is row `i`'s code (-1 for a
+        missing value), so `codes[index]` is the chunk as codes. Adds new values."""
+        pa, _, _ = pyarrow_modules()
+        distinct, index = dictionary(values)
+        keys, missing, hashed = keys64(distinct)
+        present = np.flatnonzero(~missing)
+        if hashed is not None and len(np.unique(keys[present])) < len(present):
+            raise _collision_error(distinct.filter(pa.array(hashed)))
+        codes = np.full(len(distinct) + 1, -1, dtype=np.int32)  # the last slot: null values
+        with self._lock:
+            self._type = distinct.type
+            first_new = len(self._table)
+            codes[present] = self._table.add(keys[present])
+            if hashed is not None or self._checks is not None:
+                self._check(distinct, codes[:-1], hashed, present, first_new)
+        return codes, index
+
+    def _check(self, distinct, codes, hashed, present, first_new) -> None:
+        """Refuses a value whose key belongs to another value; keeps the hashed values."""
+        pa, _, _ = pyarrow_modules()
+        check = np.zeros(len(codes), np.uint64) if hashed is None else _check_hash(distinct, hashed)
+        if self._checks is None:
+            self._checks = np.zeros(0, dtype=np.uint64)  # codes so far: exact keys
+        if len(self._checks) < len(self._table):
+            self._checks = np.concatenate(
+                [self._checks, np.zeros(2 * len(self._table) - len(self._checks), np.uint64)]
+            )
+        new = present[codes[present] >= first_new]
+        self._checks[codes[new]] = check[new]
+        clash = present[self._checks[codes[present]] != check[present]]
+        if len(clash):
+            raise _collision_error(distinct.take(pa.array(clash)))
+        if hashed is not None:
+            kept = new[hashed[new]]
+            kept = kept[np.unique(codes[kept], return_index=True)[1]]
+            self._hashed.append((codes[kept], distinct.take(pa.array(kept))))
+
+    def count(self, codes: np.ndarray, index: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Counts a chunk given as `codes(values)`, or its `rows` (a boolean mask or
+        positions)."""
+        count = np.bincount(index if rows is None else index[rows], minlength=len(codes))
+        seen = np.flatnonzero((count > 0) & (codes >= 0))
+        if not len(seen):
+            return
+        needed = int(codes[seen].max()) + 1
+        if needed > len(self._counts):
+            grown = np.zeros(max(needed, 2 * len(self._counts)), dtype=np.int64)
+            grown[: len(self._counts)] = self._counts
+            self._counts = grown
+        self._counts[codes[seen]] += count[seen]  # one code per distinct value: no repeats
 
     def add(self, values, rows: np.ndarray | None = None) -> None:
         """Counts the values of one chunk, or of its `rows` (a boolean mask); missing values
         are not counted."""
-        pa, _, _ = pyarrow_modules()
-        values = _flat(values)
-        self._type = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
-        small = None if self._dense is None else small_ints(values)
-        if small is not None:
-            ints, missing = small
-            if missing is not None:
-                rows = ~missing if rows is None else rows & ~missing
-            counts = np.bincount(ints if rows is None else ints[rows], minlength=len(self._dense))
-            counts[: len(self._dense)] += self._dense
-            self._dense = counts
-            return
-        self._flush_dense()
-        self._dense = None  # a value outside the dense range: hash from now on
-        # Hash the whole chunk once and count its codes: no copy of the selected strings. Values
-        # of test rows only are dropped here (memory); "" is dropped by `finish`.
-        value, index = dictionary(values)
-        if rows is not None:
-            index = index[rows]
-        count = np.bincount(index, minlength=len(value) + 1)[:-1]
-        seen = count > 0
-        if not seen.all():
-            value, count = value.filter(pa.array(seen)), count[seen]
-        self._parts.append((value, pa.array(count)))
-        self._pending += len(value)
-        # Pending parts up to half the merged counts: a lower peak than up to all of them
-        # (10M Criteo rows: about 45 MiB less), at the same speed.
-        if self._pending > max(self._distinct // 2, _MERGE_AT):
-            self._merge()
-
-    def _flush_dense(self) -> None:
-        pa, _, _ = pyarrow_modules()
-        if self._dense is not None and self._dense.any():
-            seen = np.flatnonzero(self._dense)
-            self._parts.append((pa.array(seen).cast(self._type), pa.array(self._dense[seen])))
-            self._pending += len(seen)
-        self._dense = np.zeros(0, dtype=np.int64) if self._dense is not None else None
-
-    def _merge(self):
-        pa, _, _ = pyarrow_modules()
-        self._flush_dense()
-        if not self._parts:
-            return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
-        table = pa.table(
-            {
-                "value": pa.concat_arrays([v for v, _ in self._parts]),
-                "count": pa.concat_arrays([c for _, c in self._parts]),
-            }
-        )
-        if len(self._parts) > 1:
-            table = table.group_by("value", use_threads=False).aggregate([("count", "sum")])
-            table = table.rename_columns(["value", "count"])
-        self._parts = [
-            (table.column("value").combine_chunks(), table.column("count").combine_chunks())
-        ]
-        self._distinct, self._pending = len(table), 0
-        return table
+        self.count(*self.codes(values), rows)
 
     def finish(self, min_count: int) -> Vocabulary:
         """The values seen at least `min_count` times, most frequent first, ties by value."""
         pa, _, pc = pyarrow_modules()
-        table = self._merge()
-        keep = pc.greater_equal(table.column("count"), min_count)
-        if pa.types.is_string(table.column("value").type):
-            keep = pc.and_(keep, pc.not_equal(table.column("value"), ""))  # "": missing
-        table = table.filter(keep)
+        n = len(self._table)
+        counts = np.zeros(n, dtype=np.int64)
+        counts[: min(n, len(self._counts))] = self._counts[:n]
+        codes = np.flatnonzero(counts >= max(min_count, 1)).astype(np.int32)
+        values = self._values(codes)
+        table = pa.table({"value": values, "count": counts[codes], "code": codes})
         order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("value", "ascending")])
-        return Vocabulary(table.column("value").take(order).combine_chunks())
+        table = table.take(order)
+        return Vocabulary(
+            table.column("value").combine_chunks(),
+            table.column("code").to_numpy(),
+            n_codes=n,
+        )
+
+    def _values(self, codes: np.ndarray):
+        """The values of `codes` (in that order), rebuilt from their keys, or kept (hashed)."""
+        pa, _, pc = pyarrow_modules()
+        if self._type is None:
+            return pa.array([], pa.string())
+        keys = self._table.keys()[codes]
+        if pa.types.is_integer(self._type):
+            return pa.array(keys.view(np.int64)).cast(self._type)
+        hashed_codes, hashed_values = self._hashed_values()
+        position = np.full(len(self._table), -1, dtype=np.int64)
+        position[codes] = np.arange(len(codes))
+        wanted = np.flatnonzero(position[hashed_codes] >= 0)
+        at = position[hashed_codes[wanted]]  # where the kept hashed values go
+        text = keys.view(np.uint8).reshape(-1, 8)  # the exact keys' bytes, zero-padded
+        filled = text != 0
+        lengths = np.where(filled.any(axis=1), 8 - np.argmax(filled[:, ::-1], axis=1), 0)
+        lengths[at] = 0  # a hashed key's bytes are no text: its value is filled in below
+        offsets = np.zeros(len(codes) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        data = np.ascontiguousarray(text[np.arange(8) < lengths[:, None]])
+        values = pa.StringArray.from_buffers(
+            len(codes), pa.py_buffer(offsets), pa.py_buffer(data)
+        )
+        if not len(at):
+            return values
+        where = np.zeros(len(codes), dtype=bool)
+        where[at] = True
+        order = np.argsort(at)
+        return pc.replace_with_mask(
+            values, pa.array(where), hashed_values.take(pa.array(wanted[order]))
+        )
+
+    def _hashed_values(self) -> tuple[np.ndarray, object]:
+        """`(codes, values)` of every value with a hashed key."""
+        pa, _, _ = pyarrow_modules()
+        if not self._hashed:
+            return np.zeros(0, dtype=np.int32), pa.array([], pa.string())
+        return (
+            np.concatenate([c for c, _ in self._hashed]),
+            pa.concat_arrays([v.cast(pa.string()) for _, v in self._hashed]),
+        )
