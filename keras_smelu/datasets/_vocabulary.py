@@ -342,9 +342,7 @@ class CountedVocabulary:
         offsets = np.zeros(len(codes) + 1, dtype=np.int32)
         np.cumsum(lengths, out=offsets[1:])
         data = np.ascontiguousarray(text[np.arange(8) < lengths[:, None]])
-        values = pa.StringArray.from_buffers(
-            len(codes), pa.py_buffer(offsets), pa.py_buffer(data)
-        )
+        values = pa.StringArray.from_buffers(len(codes), pa.py_buffer(offsets), pa.py_buffer(data))
         if not len(at):
             return values
         where = np.zeros(len(codes), dtype=bool)
