@@ -85,6 +85,38 @@ def test_criteo_stream_equals_in_memory(tmp_path):
     assert np.isfinite(history.history["loss"][0])
 
 
+def test_8_byte_ids_give_the_ids_of_strings_before_and_after_other_widths(tmp_path):
+    # Blocks of 8-byte ids parse as binary, the first block with another width switches the
+    # rest of the file to strings; a value gets one id wherever it stands.
+    rng = np.random.default_rng(3)
+    eight = ["0000000a", "ffff0001", "caf\u00e9123", "a b c de", "1234567\x00", "12345678"]
+    lines = []
+    for r in range(900):
+        cats = [eight[rng.integers(0, 6)], f"{rng.integers(0, 30):08x}", ""]  # 8 bytes each
+        if r >= 600:  # other widths in the last third: strings from there on
+            cats[2] = ["", "x", "0000000a", "a longer value"][r % 4]
+            cats[1] = cats[1] if r % 3 else cats[1][:5]
+        lines.append(criteo_line(r % 2, [r], cats))
+    file = write(tmp_path / "train.txt", "".join(lines))
+    memory = datasets.load_criteo(file, split="temporal", min_count=1)
+    stream = load(
+        "criteo", file, streaming=True, split="temporal", min_count=1, chunk_bytes=4096
+    )
+    assert stream.categorical == memory.categorical
+    assert same_data(stream.materialize(), memory, memory.features)
+    hashed = load("criteo", file, streaming=True, hash_buckets=1 << 20, chunk_bytes=4096)
+    x = hashed.materialize()
+    rows = np.round(np.expm1(x.x_train["I1"])).astype(int)
+    c1_ids = {}
+    for row, id_ in zip(rows.tolist(), x.x_train["C1"].tolist(), strict=True):
+        c1_ids.setdefault(lines[row].split("\t")[14], set()).add(id_)
+    assert all(len(v) == 1 for v in c1_ids.values()) and len(c1_ids) == 6
+    # "0000000a" in C3 (a string block) gets the id C1's (8-byte blocks) has.
+    c3_ids = zip(rows.tolist(), x.x_train["C3"].tolist(), strict=True)
+    c3 = {lines[row].split("\t")[16]: id_ for row, id_ in c3_ids}
+    assert c3["0000000a"] in c1_ids["0000000a"]
+
+
 def test_criteo_day_files_temporal(tmp_path):
     for day in range(3):
         write(tmp_path / f"day_{day}", criteo_rows(50 + day, seed=day))
@@ -524,6 +556,14 @@ def test_non_utf8_bytes_name_the_line(tmp_path):
     for loader in (datasets.load_criteo, lambda f: load("criteo", f, streaming=True)):
         with pytest.raises(ValueError, match=r"c\.txt:4: expected UTF-8 text"):
             loader(crit)
+    ids = write(  # 8-byte ids, parsed as binary: checked all the same
+        tmp_path / "ids.txt",
+        (criteo_line(0, [1], ["0000000a"]) * 3 + criteo_line(1, [2], ["caf\udce91234"])).encode(
+            "utf-8", "surrogateescape"
+        ),
+    )
+    with pytest.raises(ValueError, match=r"ids\.txt:4: expected UTF-8 text"):
+        load("criteo", ids, streaming=True, workers=1)
     ml = write(
         tmp_path / "ml" / "ratings.csv", b"userId,movieId,rating,timestamp\n1,2,3.5,9\n\xff,1,1,1\n"
     )
@@ -652,7 +692,7 @@ def test_in_memory_loaders_need_no_pyarrow(tmp_path):
     assert out.splitlines()[0] == "24" and 'pip install "keras-smelu[data]"' in out
 
 
-def test_counted_vocabulary_of_integers_dense_then_hashed():
+def test_counted_vocabulary_of_small_and_large_integers():
     import pyarrow as pa
 
     from keras_smelu.datasets._vocabulary import CountedVocabulary
@@ -673,4 +713,54 @@ def test_counted_vocabulary_of_integers_dense_then_hashed():
     dense = small.finish(min_count=1)
     np.testing.assert_array_equal(
         dense.encode(pa.array([9, 4, 2**30, None, 0], pa.int64())), [2, 1, 0, 0, 0]
+    )
+
+
+def test_key_table_keeps_codes_through_growth():
+    from keras_smelu.datasets._key_table import KeyTable
+
+    rng = np.random.default_rng(0)
+    table, codes_of = KeyTable(), {}
+    for i in range(40):  # batches of new and known keys; the table doubles several times
+        keys = rng.integers(0, 4000 if i % 2 else 2**63, int(rng.integers(0, 3000)))
+        keys = np.unique(keys.astype(np.uint64))
+        rng.shuffle(keys)
+        codes = table.add(keys)
+        for key, code in zip(keys.tolist(), codes.tolist(), strict=True):
+            assert codes_of.setdefault(key, code) == code  # a known key keeps its code
+        np.testing.assert_array_equal(table.lookup(keys), codes)
+    assert len(table) == len(codes_of) and sorted(codes_of.values()) == list(range(len(table)))
+    np.testing.assert_array_equal(table.keys()[list(codes_of.values())], list(codes_of))
+    absent = np.setdiff1d(rng.integers(0, 2**63, 500).astype(np.uint64), list(codes_of))
+    assert (table.lookup(absent) == -1).all()
+
+
+def test_counted_vocabulary_refuses_two_values_with_one_key():
+    import pyarrow as pa
+
+    from keras_smelu.datasets._vocabulary import CountedVocabulary, keys64
+
+    # A string of 8 bytes is its own key; a longer one is hashed. Find a long string whose hash
+    # reads as 8 printable bytes: the two share a key.
+    for i in range(100_000):
+        long = f"a value longer than 8 bytes {i}"
+        key = keys64(pa.array([long]))[0][0]
+        short = np.array([key], np.uint64).view(np.uint8)
+        if ((short >= 0x20) & (short < 0x7F)).all():
+            break
+    short = bytes(short).decode("ascii")
+    for first, second in ((short, long), (long, short)):  # in either order, in two chunks
+        counter = CountedVocabulary()
+        counter.add(pa.array([first, "other"]))
+        with pytest.raises(ValueError, match="share a 64-bit key; use `hash_buckets`"):
+            counter.add(pa.array([second]))
+    with pytest.raises(ValueError, match="share a 64-bit key"):  # or in one chunk
+        CountedVocabulary().add(pa.array([short, long]))
+    # A string ending in NUL is hashed too: it does not take the key of the string without it.
+    counter = CountedVocabulary()
+    counter.add(pa.array(["ab", "ab\x00", "ab\x00", "abcdefg\x00", long]))
+    vocabulary = counter.finish(min_count=1)
+    assert vocabulary.values.to_pylist() == ["ab\x00", long, "ab", "abcdefg\x00"]  # ties by value
+    np.testing.assert_array_equal(
+        vocabulary.encode(pa.array([long, "ab", "ab\x00", "abcdefg", None, ""])), [2, 3, 1, 0, 0, 0]
     )

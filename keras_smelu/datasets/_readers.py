@@ -168,35 +168,59 @@ def read_csv_block(
 ):
     """Parses a block of delimited text into a `pyarrow.Table` of the columns in `types`.
 
-    `types` maps the columns to keep to `"int"`, `"float"` or `"str"`; other columns are parsed
-    for their count only. Empty integer and float fields are null; empty strings stay `""`.
-    No quoting: a delimiter always separates fields. A line with the wrong number of fields, a
-    value that does not convert, or bytes that are not UTF-8 raise `ValueError` naming
-    `file:line`, the column and what was expected (`what` names the layout).
+    `types` maps the columns to keep to `"int"`, `"float"`, `"str"` or `"id8"`; other columns
+    are parsed for their count only. `"id8"` is a string column of 8-byte ids (hex hashes),
+    parsed as 8-byte binary (cheaper to parse and to hash), or as `"str"` when a value in the
+    block has another width. Empty integer and float fields are null; empty strings stay `""`
+    (null in an `"id8"` block). No quoting: a delimiter always separates fields. A line with
+    the wrong number of fields, a value that does not convert, or bytes that are not UTF-8 raise
+    `ValueError` naming `file:line`, the column and what was expected (`what` names the layout).
     """
-    pa, pcsv, _ = pyarrow_modules()
-    arrow_types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
+    pa, _, _ = pyarrow_modules()
     try:
-        return pcsv.read_csv(
-            pa.BufferReader(block.data),
-            read_options=pcsv.ReadOptions(
-                column_names=list(names),
-                block_size=1 << 20,
-                use_threads=not in_worker(),  # worker threads already share out the cores
-            ),
-            parse_options=pcsv.ParseOptions(
-                delimiter=delimiter, quote_char=False, ignore_empty_lines=True
-            ),
-            convert_options=pcsv.ConvertOptions(
-                column_types={name: arrow_types[kind] for name, kind in types.items()},
-                include_columns=list(types),
-                null_values=[""],
-                strings_can_be_null=False,
-                check_utf8=True,
-            ),
-        )
+        table = _read_csv(block, delimiter, names, types)
     except pa.ArrowInvalid as exc:
+        if "id8" in types.values():  # an id of another width, or a bad line: as strings
+            strings = {name: "str" if kind == "id8" else kind for name, kind in types.items()}
+            return read_csv_block(block, delimiter=delimiter, names=names, types=strings, what=what)
         raise _locate_csv_error(block, delimiter, names, types, what, exc) from None
+    ids = [name for name, kind in types.items() if kind == "id8"]
+    # Binary columns skip the parser's UTF-8 check: text that is all ASCII needs none.
+    if ids and not block.data.isascii():
+        try:
+            for name in ids:
+                table.column(name).cast(pa.binary()).cast(pa.string())
+        except pa.ArrowInvalid:
+            raise decode_error(block) from None
+    return table
+
+
+def _read_csv(block: Block, delimiter: str, names: Sequence[str], types: Mapping[str, str]):
+    pa, pcsv, _ = pyarrow_modules()
+    arrow_types = {
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "str": pa.string(),
+        "id8": pa.binary(8),
+    }
+    return pcsv.read_csv(
+        pa.BufferReader(block.data),
+        read_options=pcsv.ReadOptions(
+            column_names=list(names),
+            block_size=1 << 20,
+            use_threads=not in_worker(),  # worker threads already share out the cores
+        ),
+        parse_options=pcsv.ParseOptions(
+            delimiter=delimiter, quote_char=False, ignore_empty_lines=True
+        ),
+        convert_options=pcsv.ConvertOptions(
+            column_types={name: arrow_types[kind] for name, kind in types.items()},
+            include_columns=list(types),
+            null_values=[""],
+            strings_can_be_null="id8" in types.values(),  # an empty 8-byte id is null
+            check_utf8=True,
+        ),
+    )
 
 
 def _locate_csv_error(block, delimiter, names, types, what, exc) -> ValueError:

@@ -66,6 +66,20 @@ class Layout:
     temporal: str = "rows"
     temporal_fraction: float | None = None
     info: dict[str, object] = field(default_factory=dict)
+    # Categorical columns of 8-byte ids (hex hashes: Criteo's, most of Avazu's), parsed as 8-byte
+    # binary while every value has 8 bytes (cheaper to parse and to hash); the first block with
+    # another width turns this off, so a block is parsed twice at most once per column set.
+    fixed_ids: tuple[str, ...] = ()
+
+    def string_kinds(self, columns: Sequence[str]) -> dict[str, str]:
+        """The `read_csv_block` kinds of string columns: `"id8"` for the fixed ids."""
+        return {c: "id8" if c in self.fixed_ids else "str" for c in columns}
+
+    def check_fixed_ids(self, table) -> None:
+        """Stops asking for 8-byte ids once a block had to parse them as strings."""
+        pa, _, _ = pyarrow_modules()
+        if self.fixed_ids and pa.types.is_string(table.column(self.fixed_ids[0]).type):
+            self.fixed_ids = ()
 
     def parsers(
         self, chunk_bytes: int, *, keys_only: bool = False, numeric: bool = True
@@ -102,16 +116,17 @@ class CriteoLayout(Layout):
     def parsers(self, chunk_bytes, *, keys_only=False, numeric=True):
         for i, file in enumerate(self.files):
             for block in iter_blocks(file, chunk_bytes):
-                yield partial(_parse_criteo, block, i, numeric)
+                yield partial(_parse_criteo, self, block, i, numeric)
 
 
-def _parse_criteo(block: Block, file_index: int, numeric: bool) -> Chunk:
+def _parse_criteo(layout: Layout, block: Block, file_index: int, numeric: bool) -> Chunk:
     names = ("label", *_criteo.NUMERIC, *_criteo.CATEGORICAL)
     types = {"label": "int", **dict.fromkeys(_criteo.NUMERIC, "int")}  # all checked
-    types.update(dict.fromkeys(_criteo.CATEGORICAL, "str"))
+    types.update(layout.string_kinds(_criteo.CATEGORICAL))
     table = read_csv_block(
         block, delimiter="\t", names=names, types=types, what="label I1..I13 C1..C26"
     )
+    layout.check_fixed_ids(table)
     return Chunk(
         y=binary_labels(table, "label", block),
         categorical={c: table.column(c).combine_chunks() for c in _criteo.CATEGORICAL},
@@ -150,6 +165,7 @@ def criteo_layout(path: str | os.PathLike | None) -> CriteoLayout:
         temporal="files" if days else "rows",
         temporal_fraction=None if days else 1 / 7,
         info={"numeric_transform": "log1p(max(x, 0)), missing -> 0"},
+        fixed_ids=_criteo.CATEGORICAL,
     )
 
 
@@ -170,17 +186,21 @@ class AvazuLayout(Layout):
                     header = avazu_header(line, file, block.first_line - 1)
                 first = False
                 if block.data:
-                    yield partial(_parse_avazu, block, i, header, keys_only)
+                    yield partial(_parse_avazu, self, block, i, header, keys_only)
 
 
-def _parse_avazu(block: Block, file_index: int, header: tuple[str, ...], keys_only: bool) -> Chunk:
+def _parse_avazu(
+    layout: Layout, block: Block, file_index: int, header: tuple[str, ...], keys_only: bool
+) -> Chunk:
     pa, _, _ = pyarrow_modules()
     types = {"hour": "int"}
     if not keys_only:
-        types.update({"click": "int", **dict.fromkeys(_avazu.COLUMNS[3:], "str")})
+        types.update({"click": "int", **layout.string_kinds(_avazu.COLUMNS[3:])})
     table = read_csv_block(
         block, delimiter=",", names=header, types=types, what="id,click,hour,C1..C21"
     )
+    if not keys_only:
+        layout.check_fixed_ids(table)
     hour = column_numpy(table, "hour", block, required=True)
     date = hour // 100
     if keys_only:
@@ -220,6 +240,7 @@ def avazu_layout(path: str | os.PathLike | None) -> AvazuLayout:
         categorical=("hour_of_day", *_avazu.COLUMNS[3:]),
         numeric=(),
         temporal="last_key",
+        fixed_ids=_avazu.COLUMNS[5:14],  # site_id .. device_model: 8 hex digits
     )
 
 

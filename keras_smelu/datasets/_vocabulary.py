@@ -41,18 +41,34 @@ def _flat(values):
 
 
 def dictionary(values) -> tuple[object, np.ndarray]:
-    """`(distinct values, index)` of a pyarrow array: `values[i]` is `distinct[index[i]]`, and
-    `index[i] == len(distinct)` for a null."""
+    """`(distinct values, index)` of a pyarrow array: `values[i]` is `distinct[index[i]]`
+    (`int32`); a null is one of the distinct values."""
     pa, _, pc = pyarrow_modules()
-    encoded = _flat(values)
-    if not pa.types.is_dictionary(encoded.type):
-        encoded = pc.dictionary_encode(encoded, null_encoding="mask")
-    distinct = encoded.dictionary
-    index = encoded.indices
-    if index.null_count:
-        index = index.fill_null(len(distinct))
-    index = index.to_numpy(zero_copy_only=False)
-    return distinct, index.astype(np.intp, copy=False)
+    values = _flat(values)
+    if _is_id8(values.type):  # hashed as 64-bit integers: cheaper than as bytes
+        ints = pc.dictionary_encode(_as_uint64(values), null_encoding="encode")
+        distinct = ints.dictionary
+        distinct = pa.Array.from_buffers(
+            values.type, len(distinct), distinct.buffers(), distinct.null_count, distinct.offset
+        )
+        index = ints.indices
+    else:
+        encoded = pc.dictionary_encode(values, null_encoding="encode")
+        distinct, index = encoded.dictionary, encoded.indices
+    return distinct, index.to_numpy(zero_copy_only=False)
+
+
+def _is_id8(arrow_type) -> bool:
+    pa, _, _ = pyarrow_modules()
+    return pa.types.is_fixed_size_binary(arrow_type) and arrow_type.byte_width == 8
+
+
+def _as_uint64(values):
+    """An 8-byte binary array seen as `uint64` (the same buffers, no copy)."""
+    pa, _, _ = pyarrow_modules()
+    return pa.Array.from_buffers(
+        pa.uint64(), len(values), values.buffers(), values.null_count, values.offset
+    )
 
 
 def keys64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -68,6 +84,15 @@ def keys64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if pa.types.is_integer(values.type):
         ints = values.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
         return ints.astype(np.int64, copy=False).view(np.uint64), missing, None
+    if _is_id8(values.type):  # its own key, as a string of 8 bytes would be
+        keys = _as_uint64(values).fill_null(0).to_numpy(zero_copy_only=False)
+        ends_in_nul = (keys >> np.uint64(56) == 0) & ~missing  # little-endian: the last byte
+        if not ends_in_nul.any():
+            return keys, missing, None
+        data, starts, lengths = _string_buffers(values)
+        keys = keys.copy()  # the array's own buffer is read-only
+        keys[ends_in_nul] = _fnv1a(data, starts[ends_in_nul], lengths[ends_in_nul])
+        return keys, missing, ends_in_nul
     data, starts, lengths = _string_buffers(values)
     missing |= lengths == 0  # "" (a null's slot has length 0 too)
     keys, hashed = _string_keys(data, starts, lengths)
@@ -75,11 +100,15 @@ def keys64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
 
 
 def _string_buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(bytes, starts, lengths)` of a pyarrow string array, without copying the text."""
+    """`(bytes, starts, lengths)` of a pyarrow string or 8-byte binary array, without copying
+    the text."""
     pa, _, _ = pyarrow_modules()
+    n = len(values)
+    if _is_id8(values.type):
+        data = np.frombuffer(values.buffers()[1], dtype=np.uint8)
+        return data, 8 * np.arange(values.offset, values.offset + n), np.full(n, 8)
     values = values.cast(pa.string())
     buffers = values.buffers()
-    n = len(values)
     offsets = np.frombuffer(buffers[1], dtype=np.int32)[values.offset : values.offset + n + 1]
     data = (
         np.frombuffer(buffers[2], dtype=np.uint8)
@@ -224,9 +253,7 @@ class Vocabulary:
         keys, missing, _ = keys64(distinct)
         code = self._table.lookup(keys)
         code[missing] = -1
-        ids = np.zeros(len(distinct) + 1, dtype=np.int32)  # the last slot: null values
-        ids[:-1] = self._ids[code]
-        return ids[index]
+        return self._ids[code][index]
 
     def from_codes(self, codes: np.ndarray) -> np.ndarray:
         """Ids of values given as codes of the counter that built this vocabulary."""
@@ -257,13 +284,13 @@ class CountedVocabulary:
         present = np.flatnonzero(~missing)
         if hashed is not None and len(np.unique(keys[present])) < len(present):
             raise _collision_error(distinct.filter(pa.array(hashed)))
-        codes = np.full(len(distinct) + 1, -1, dtype=np.int32)  # the last slot: null values
+        codes = np.full(len(distinct), -1, dtype=np.int32)
         with self._lock:
             self._type = distinct.type
             first_new = len(self._table)
             codes[present] = self._table.add(keys[present])
             if hashed is not None or self._checks is not None:
-                self._check(distinct, codes[:-1], hashed, present, first_new)
+                self._check(distinct, codes, hashed, present, first_new)
         return codes, index
 
     def _check(self, distinct, codes, hashed, present, first_new) -> None:
@@ -359,5 +386,5 @@ class CountedVocabulary:
             return np.zeros(0, dtype=np.int32), pa.array([], pa.string())
         return (
             np.concatenate([c for c, _ in self._hashed]),
-            pa.concat_arrays([v.cast(pa.string()) for _, v in self._hashed]),
+            pa.concat_arrays([v.cast(pa.binary()).cast(pa.string()) for _, v in self._hashed]),
         )
