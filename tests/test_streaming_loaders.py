@@ -764,3 +764,34 @@ def test_counted_vocabulary_refuses_two_values_with_one_key():
     np.testing.assert_array_equal(
         vocabulary.encode(pa.array([long, "ab", "ab\x00", "abcdefg", None, ""])), [2, 3, 1, 0, 0, 0]
     )
+
+
+def test_integer_ids_seen_only_in_test_rows_map_to_0_from_the_cache_too(tmp_path):
+    # The latest ratings (the temporal test split) bring users never seen in training: one
+    # above every training id, one beyond 2**22 (a hashed key, not an array slot); items mix
+    # small ids and ids beyond 2**22. Codes read back from the cache give the ids that looking
+    # the values up again gives.
+    rng = np.random.default_rng(5)
+    lines = []
+    for r in range(400):
+        user = int(rng.integers(1, 40)) if r < 340 else [500, 2**40, 7][r % 3]
+        item = int(rng.integers(1, 60)) if r % 5 else 2**23 + r % 4
+        lines.append(f"{user},{item},{rng.integers(1, 11) / 2:.1f},{10**9 + r}\n")
+    file = write(
+        tmp_path / "ml-20m" / "ratings.csv", "userId,movieId,rating,timestamp\n" + "".join(lines)
+    )
+    kwargs = {"split": "temporal", "chunk_bytes": 1024}
+    plain = load("movielens", file, streaming=True, **kwargs)
+    cached = load("movielens", file, streaming=True, cache_dir=tmp_path / "cache", **kwargs)
+    assert plain.categorical == cached.categorical
+    assert plain.n_test == 80 and cached.n_test == 80
+    for split in ("train", "test"):
+        a, ya = collect(plain, split, batch_size=32)
+        b, yb = collect(cached, split, batch_size=32)
+        assert all(np.array_equal(a[k], b[k]) for k in a) and np.array_equal(ya, yb)
+    x, _ = collect(cached, "test", batch_size=32)
+    users = [int(line.split(",")[0]) for line in lines]
+    trained = np.isin(users[320:], users[:320])
+    assert not trained[np.isin(users[320:], [500, 2**40])].any()
+    assert (x["user_id"][~trained] == 0).all() and (x["user_id"][trained] > 0).all()
+    assert (x["item_id"] > 0).all()  # every item, small or large, was rated in training

@@ -1,9 +1,9 @@
 """Parsed chunks kept on disk between passes: the text is parsed once, every later pass reads.
 
 A `StreamingDataset` with `cache_dir` writes each chunk of its first pass (labels, numeric
-features, time keys, and string columns dictionary-encoded: the chunk's distinct values plus
-`int32` codes, the form the vocabularies count and look up) into a folder of its own under
-`cache_dir`, one file per chunk. Later passes (every epoch of every replica) read those files
+features, time keys, and categorical columns as `int32` codes of the counting pass's tables,
+or ids when hashed) into a folder of its own under `cache_dir`, one file per chunk. Later
+passes (every epoch of every replica) read those files and map codes to ids with one gather,
 instead of parsing and hashing the text again. Memory stays bounded by one chunk; the folder is
 removed when the dataset is garbage collected or the process exits.
 """
@@ -65,7 +65,7 @@ class ChunkCache:
                     self._full,
                     f"The chunk cache ran out of disk space in {self.path.parent} after "
                     f"{self.chunks} chunks ({self.bytes / 2**20:.0f} MiB). Pass a `cache_dir` "
-                    "on a disk with room for about 0.7x the data files, or `cache_dir=None` to "
+                    "on a disk with room for about 0.6x the data files, or `cache_dir=None` to "
                     "parse the files every pass.",
                 ) from exc
             raise

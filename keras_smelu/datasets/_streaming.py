@@ -53,11 +53,12 @@ class StreamingDataset:
     training values of every categorical column (skipped with `hash_buckets`, unless a libSVM
     width must be found or a cache is filled) and the rows of each split.
 
-    With `cache_dir`, that pass also writes every parsed chunk (string columns as their
-    distinct values plus codes) into a folder of its own under `cache_dir`, and every epoch
-    reads the chunks from there instead of parsing and hashing the text again: a training run
-    of several epochs or replicas parses the files once. The cache takes about 0.7x the text's
-    size on disk (Criteo) and is removed with the dataset; memory stays bounded by a chunk.
+    With `cache_dir`, that pass also writes every parsed chunk (categorical columns as `int32`
+    codes of the counting tables, or ids when hashed) into a folder of its own under
+    `cache_dir`, and every epoch reads the chunks from there and maps the codes to ids with one
+    gather instead of parsing and hashing the text again: a training run of several epochs or
+    replicas parses the files once. The cache takes about 0.6x the text's size on disk
+    (Criteo) and is removed with the dataset; memory stays bounded by a chunk.
 
     Every pass parses, hashes and encodes its chunks on `workers` threads (pyarrow and NumPy
     release the GIL) and hands them out in file order, so the batches are the same for any

@@ -31,6 +31,9 @@ from keras_smelu.datasets._readers import pyarrow_modules
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _CHECK_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)  # an odd constant: the check's polynomial
+# Integers in [0, _DENSE) (ids such as MovieLens users) are their own codes: counted in an array
+# by value, no hashing. Other integers get table codes from _DENSE up.
+_DENSE = 1 << 22
 
 
 def _flat(values):
@@ -38,6 +41,26 @@ def _flat(values):
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return values
+
+
+def small_ints(values) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """`(int64 values, missing mask or None)` when `values` are integers in `[0, 2**22)`,
+    else None."""
+    pa, _, _ = pyarrow_modules()
+    values = _flat(values)
+    if not pa.types.is_integer(values.type):
+        return None
+    ints = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    if len(ints) and (ints.min() < 0 or ints.max() >= _DENSE):
+        return None
+    missing = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
+    return ints, missing
+
+
+def _offset(arrow_type) -> int:
+    """Where a column's table codes start: after the dense integers in an integer column."""
+    pa, _, _ = pyarrow_modules()
+    return _DENSE if pa.types.is_integer(arrow_type) else 0
 
 
 def dictionary(values) -> tuple[object, np.ndarray]:
@@ -226,28 +249,48 @@ class Vocabulary:
     Args:
         values: the vocabulary's values, in id order.
         codes: their codes in the `CountedVocabulary` that counted them, for `from_codes`.
-        n_codes: the number of codes that counter gave.
+        n_codes: the number of table codes that counter gave.
+        n_dense: the size of that counter's dense range (integers seen there are below it).
     """
 
-    def __init__(self, values, codes: np.ndarray | None = None, n_codes: int = 0):
+    def __init__(self, values, codes: np.ndarray | None = None, n_codes: int = 0, n_dense: int = 0):
+        pa, _, _ = pyarrow_modules()
         self.values = values
         self.size = len(values) + 1
         keys, _, _ = keys64(values)
         if len(np.unique(keys)) < len(keys):
             raise _collision_error(values)
+        ids = np.arange(1, len(keys) + 1, dtype=np.int32)
         self._table = KeyTable()
-        table_codes = self._table.add(keys)
         self._ids = np.zeros(len(keys) + 1, dtype=np.int32)  # by table code; last: not found
-        self._ids[table_codes] = np.arange(1, len(keys) + 1, dtype=np.int32)
-        # By counter code; the last slot serves code -1 (a missing value).
-        self._ids_of_codes = np.zeros(n_codes + 1, dtype=np.int32)
+        self._ids[self._table.add(keys)] = ids
+        self._offset = _offset(values.type)
+        # Ids by value of the small integers (their own codes); the last slot: 0.
+        small = np.zeros(len(keys), dtype=bool)
+        if self._offset:
+            ints = keys.view(np.int64)
+            small = (ints >= 0) & (ints < _DENSE)
+            n_dense = max(n_dense, int(ints[small].max(initial=-1)) + 1)
+        self._dense_ids = np.zeros(n_dense + 1, dtype=np.int32)
+        if small.any():
+            self._dense_ids[keys.view(np.int64)[small]] = ids[small]
+        # Ids by table code of the counter; the last slot serves code -1 (a missing value).
+        self._table_ids = np.zeros(n_codes + 1, dtype=np.int32)
         if codes is not None:
-            self._ids_of_codes[codes] = np.arange(1, len(codes) + 1, dtype=np.int32)
+            table = codes >= self._offset
+            self._table_ids[codes[table] - self._offset] = ids[table]
 
     def encode(self, values) -> np.ndarray:
         """Maps raw values to `int32` ids in `[0, size)`."""
         if self.size == 1:
             return np.zeros(len(values), dtype=np.int32)
+        small = small_ints(values) if self._offset else None
+        if small is not None:  # looked up by value
+            ints, missing = small
+            ids = self._dense_ids[np.minimum(ints, len(self._dense_ids) - 1)]
+            if missing is not None:
+                ids[missing] = 0
+            return ids
         # Look up each distinct value of the chunk once (popular values repeat), then gather.
         distinct, index = dictionary(values)
         keys, missing, _ = keys64(distinct)
@@ -257,7 +300,16 @@ class Vocabulary:
 
     def from_codes(self, codes: np.ndarray) -> np.ndarray:
         """Ids of values given as codes of the counter that built this vocabulary."""
-        return self._ids_of_codes[codes]
+        if not self._offset:
+            return self._table_ids[codes]
+        dense = codes < self._offset  # small integers, and -1 (missing): the last slot, 0
+        if dense.all():
+            return self._dense_ids[codes]
+        return np.where(
+            dense,
+            self._dense_ids[np.where(dense, codes, -1)],
+            self._table_ids[np.where(dense, -1, codes - self._offset)],
+        )
 
 
 class CountedVocabulary:
@@ -269,7 +321,9 @@ class CountedVocabulary:
 
     def __init__(self):
         self._table = KeyTable()
-        self._counts = np.zeros(0, dtype=np.int64)  # by code
+        self._counts = np.zeros(0, dtype=np.int64)  # by table code
+        self._dense = np.zeros(0, dtype=np.int64)  # by value of the small integers
+        self._dense_top = 0  # above every small integer coded (test rows' too)
         self._checks: np.ndarray | None = None  # by code, once a hashed key is met
         self._hashed: list[tuple[np.ndarray, object]] = []  # (codes, values) of hashed keys
         self._type = None
@@ -279,16 +333,34 @@ class CountedVocabulary:
         """`(codes, index)` of a chunk's values: `codes[index[i]]` is row `i`'s code (-1 for a
         missing value), so `codes[index]` is the chunk as codes. Adds new values."""
         pa, _, _ = pyarrow_modules()
+        values = _flat(values)
+        self._type = values.type
+        small = small_ints(values)
+        if small is not None:  # their own codes: the chunk's "distinct values" are 0..max
+            ints, missing = small
+            top = int(ints.max(initial=-1)) + 1
+            with self._lock:
+                self._dense_top = max(self._dense_top, top)
+            codes = np.arange(top + 1, dtype=np.int32)
+            codes[top] = -1  # the slot of missing values
+            return codes, ints if missing is None else np.where(missing, top, ints)
         distinct, index = dictionary(values)
         keys, missing, hashed = keys64(distinct)
+        codes = np.full(len(distinct), -1, dtype=np.int32)
         present = np.flatnonzero(~missing)
+        offset = _offset(distinct.type)
+        if offset:  # small integers among larger ones: still their own codes
+            ints = keys.view(np.int64)[present]
+            dense = (ints >= 0) & (ints < _DENSE)
+            codes[present[dense]] = ints[dense]
+            present = present[~dense]
+            with self._lock:
+                self._dense_top = max(self._dense_top, int(ints[dense].max(initial=-1)) + 1)
         if hashed is not None and len(np.unique(keys[present])) < len(present):
             raise _collision_error(distinct.filter(pa.array(hashed)))
-        codes = np.full(len(distinct), -1, dtype=np.int32)
         with self._lock:
-            self._type = distinct.type
             first_new = len(self._table)
-            codes[present] = self._table.add(keys[present])
+            codes[present] = offset + self._table.add(keys[present])
             if hashed is not None or self._checks is not None:
                 self._check(distinct, codes, hashed, present, first_new)
         return codes, index
@@ -318,14 +390,10 @@ class CountedVocabulary:
         positions)."""
         count = np.bincount(index if rows is None else index[rows], minlength=len(codes))
         seen = np.flatnonzero((count > 0) & (codes >= 0))
-        if not len(seen):
-            return
-        needed = int(codes[seen].max()) + 1
-        if needed > len(self._counts):
-            grown = np.zeros(max(needed, 2 * len(self._counts)), dtype=np.int64)
-            grown[: len(self._counts)] = self._counts
-            self._counts = grown
-        self._counts[codes[seen]] += count[seen]  # one code per distinct value: no repeats
+        offset = _offset(self._type)
+        dense = codes[seen] < offset
+        self._dense = _added(self._dense, codes[seen[dense]], count[seen[dense]], _DENSE)
+        self._counts = _added(self._counts, codes[seen[~dense]] - offset, count[seen[~dense]])
 
     def add(self, values, rows: np.ndarray | None = None) -> None:
         """Counts the values of one chunk, or of its `rows` (a boolean mask); missing values
@@ -338,25 +406,34 @@ class CountedVocabulary:
         n = len(self._table)
         counts = np.zeros(n, dtype=np.int64)
         counts[: min(n, len(self._counts))] = self._counts[:n]
-        codes = np.flatnonzero(counts >= max(min_count, 1)).astype(np.int32)
-        values = self._values(codes)
-        table = pa.table({"value": values, "count": counts[codes], "code": codes})
+        table_codes = np.flatnonzero(counts >= max(min_count, 1))
+        small = np.flatnonzero(self._dense >= max(min_count, 1))
+        offset = _offset(self._type) if self._type is not None else 0
+        table = pa.table(
+            {
+                "value": self._values(small, table_codes),
+                "count": np.concatenate([self._dense[small], counts[table_codes]]),
+                "code": np.concatenate([small, offset + table_codes]).astype(np.int32),
+            }
+        )
         order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("value", "ascending")])
         table = table.take(order)
         return Vocabulary(
             table.column("value").combine_chunks(),
             table.column("code").to_numpy(),
             n_codes=n,
+            n_dense=self._dense_top,
         )
 
-    def _values(self, codes: np.ndarray):
-        """The values of `codes` (in that order), rebuilt from their keys, or kept (hashed)."""
+    def _values(self, small: np.ndarray, codes: np.ndarray):
+        """The small integers `small`, then the values of table `codes` (in that order),
+        rebuilt from their keys, or kept (hashed)."""
         pa, _, pc = pyarrow_modules()
         if self._type is None:
             return pa.array([], pa.string())
         keys = self._table.keys()[codes]
         if pa.types.is_integer(self._type):
-            return pa.array(keys.view(np.int64)).cast(self._type)
+            return pa.array(np.concatenate([small, keys.view(np.int64)])).cast(self._type)
         hashed_codes, hashed_values = self._hashed_values()
         position = np.full(len(self._table), -1, dtype=np.int64)
         position[codes] = np.arange(len(codes))
@@ -388,3 +465,20 @@ class CountedVocabulary:
             np.concatenate([c for c, _ in self._hashed]),
             pa.concat_arrays([v.cast(pa.binary()).cast(pa.string()) for _, v in self._hashed]),
         )
+
+
+def _added(
+    counts: np.ndarray, where: np.ndarray, amount: np.ndarray, limit: int | None = None
+) -> np.ndarray:
+    """`counts` with `amount` added at the distinct positions `where`, grown to fit them (to
+    twice its size at least, within `limit`: few copies as codes grow)."""
+    if not len(where):
+        return counts
+    needed = int(where.max()) + 1
+    if needed > len(counts):
+        size = max(needed, min(2 * len(counts), limit or 2 * len(counts)))
+        grown = np.zeros(size, dtype=np.int64)
+        grown[: len(counts)] = counts
+        counts = grown
+    counts[where] += amount
+    return counts
