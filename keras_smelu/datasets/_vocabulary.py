@@ -251,15 +251,23 @@ class Vocabulary:
         codes: their codes in the `CountedVocabulary` that counted them, for `from_codes`.
         n_codes: the number of table codes that counter gave.
         n_dense: the size of that counter's dense range (integers seen there are below it).
+        keys: the values' keys, when that counter has them (distinct, checked there).
     """
 
-    def __init__(self, values, codes: np.ndarray | None = None, n_codes: int = 0, n_dense: int = 0):
-        pa, _, _ = pyarrow_modules()
+    def __init__(
+        self,
+        values,
+        codes: np.ndarray | None = None,
+        n_codes: int = 0,
+        n_dense: int = 0,
+        keys: np.ndarray | None = None,
+    ):
         self.values = values
         self.size = len(values) + 1
-        keys, _, _ = keys64(values)
-        if len(np.unique(keys)) < len(keys):
-            raise _collision_error(values)
+        if keys is None:
+            keys, _, _ = keys64(values)
+            if len(np.unique(keys)) < len(keys):
+                raise _collision_error(values)
         ids = np.arange(1, len(keys) + 1, dtype=np.int32)
         self._table = KeyTable()
         self._ids = np.zeros(len(keys) + 1, dtype=np.int32)  # by table code; last: not found
@@ -409,9 +417,10 @@ class CountedVocabulary:
         table_codes = np.flatnonzero(counts >= max(min_count, 1))
         small = np.flatnonzero(self._dense >= max(min_count, 1))
         offset = _offset(self._type) if self._type is not None else 0
+        keys = np.concatenate([small.view(np.uint64), self._table.keys()[table_codes]])
         table = pa.table(
             {
-                "value": self._values(small, table_codes),
+                "value": self._values(small, table_codes, keys[len(small) :]),
                 "count": np.concatenate([self._dense[small], counts[table_codes]]),
                 "code": np.concatenate([small, offset + table_codes]).astype(np.int32),
             }
@@ -423,15 +432,15 @@ class CountedVocabulary:
             table.column("code").to_numpy(),
             n_codes=n,
             n_dense=self._dense_top,
+            keys=keys[order.to_numpy()],
         )
 
-    def _values(self, small: np.ndarray, codes: np.ndarray):
-        """The small integers `small`, then the values of table `codes` (in that order),
-        rebuilt from their keys, or kept (hashed)."""
+    def _values(self, small: np.ndarray, codes: np.ndarray, keys: np.ndarray):
+        """The small integers `small`, then the values of table `codes` (in that order) from
+        their `keys`, or kept (hashed)."""
         pa, _, pc = pyarrow_modules()
         if self._type is None:
             return pa.array([], pa.string())
-        keys = self._table.keys()[codes]
         if pa.types.is_integer(self._type):
             return pa.array(np.concatenate([small, keys.view(np.int64)])).cast(self._type)
         hashed_codes, hashed_values = self._hashed_values()
