@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads keys over slots
-_MIN_BITS = 10
+_MIN_BITS = 14  # 16K slots (192 KiB): a column's first chunks fit without doubling
 
 
 class KeyTable:

@@ -108,7 +108,9 @@ def keys64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         ints = values.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
         return ints.astype(np.int64, copy=False).view(np.uint64), missing, None
     if _is_id8(values.type):  # its own key, as a string of 8 bytes would be
-        keys = _as_uint64(values).fill_null(0).to_numpy(zero_copy_only=False)
+        # The data buffer as is: a null's slot holds no key, and `missing` marks it.
+        data = values.buffers()[1]
+        keys = np.frombuffer(data or b"", dtype=np.uint64)[values.offset :][:n]
         ends_in_nul = (keys >> np.uint64(56) == 0) & ~missing  # little-endian: the last byte
         if not ends_in_nul.any():
             return keys, missing, None
