@@ -750,9 +750,9 @@ def test_counted_vocabulary_refuses_two_values_with_one_key():
             break
     short = bytes(short).decode("ascii")
     for first, second in ((short, long), (long, short)):  # in either order, in two chunks
-        counter = CountedVocabulary()
+        counter = CountedVocabulary("C7")
         counter.add(pa.array([first, "other"]))
-        with pytest.raises(ValueError, match="share a 64-bit key; use `hash_buckets`"):
+        with pytest.raises(ValueError, match="64-bit key; use `hash_buckets` for column 'C7'"):
             counter.add(pa.array([second]))
     with pytest.raises(ValueError, match="share a 64-bit key"):  # or in one chunk
         CountedVocabulary().add(pa.array([short, long]))

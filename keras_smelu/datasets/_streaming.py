@@ -148,7 +148,7 @@ class StreamingDataset:
         self.n_test: int | None = None
         self._cache = None if cache_dir is None else ChunkCache(cache_dir)
         counting = hash_buckets is None or (self.bags and max_features is None) or self._cache
-        counters = {} if hash_buckets else {c: CountedVocabulary() for c in layout.categorical}
+        counters = {} if hash_buckets else {c: CountedVocabulary(c) for c in layout.categorical}
         hashed = {c: HashedVocabulary(hash_buckets) for c in layout.categorical if hash_buckets}
         if counting:
             self._count(counters, hashed)

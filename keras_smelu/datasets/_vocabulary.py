@@ -206,10 +206,11 @@ def _check_hash(values, hashed: np.ndarray) -> np.ndarray:
     return check
 
 
-def _collision_error(values) -> ValueError:
+def _collision_error(values, column: str | None = None) -> ValueError:
+    where = f"column {column!r}" if column else "this column"
     return ValueError(
-        "Two distinct categorical values share a 64-bit key; use `hash_buckets` for this "
-        f"column. Received values such as {values[:3].to_pylist()!r}."
+        f"Two distinct categorical values share a 64-bit key; use `hash_buckets` for {where}. "
+        f"Received values such as {values[:3].to_pylist()!r}."
     )
 
 
@@ -327,9 +328,13 @@ class CountedVocabulary:
 
     `codes` may run on several threads at once (it holds a lock while it adds values); `count`
     and `finish` run on one.
+
+    Args:
+        name: the column's name, for errors.
     """
 
-    def __init__(self):
+    def __init__(self, name: str | None = None):
+        self.name = name
         self._table = KeyTable()
         self._counts = np.zeros(0, dtype=np.int64)  # by table code
         self._dense = np.zeros(0, dtype=np.int64)  # by value of the small integers
@@ -367,7 +372,7 @@ class CountedVocabulary:
             with self._lock:
                 self._dense_top = max(self._dense_top, int(ints[dense].max(initial=-1)) + 1)
         if hashed is not None and len(np.unique(keys[present])) < len(present):
-            raise _collision_error(distinct.filter(pa.array(hashed)))
+            raise _collision_error(distinct.filter(pa.array(hashed)), self.name)
         with self._lock:
             first_new = len(self._table)
             codes[present] = offset + self._table.add(keys[present])
@@ -389,7 +394,7 @@ class CountedVocabulary:
         self._checks[codes[new]] = check[new]
         clash = present[self._checks[codes[present]] != check[present]]
         if len(clash):
-            raise _collision_error(distinct.take(pa.array(clash)))
+            raise _collision_error(distinct.take(pa.array(clash)), self.name)
         if hashed is not None:
             kept = new[hashed[new]]
             kept = kept[np.unique(codes[kept], return_index=True)[1]]
