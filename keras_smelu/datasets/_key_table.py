@@ -47,6 +47,16 @@ class KeyTable:
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """The `int32` code of each key, or -1 for a key not in the table."""
+        return self._probe(keys, add=False)
+
+    def add(self, keys: np.ndarray) -> np.ndarray:
+        """The `int32` code of each key, adding the keys not in the table; `keys` must be
+        distinct (a repeated key would get two codes)."""
+        while 2 * (self._size + len(keys)) > len(self._slot_codes):
+            self._grow()
+        return self._probe(keys, add=True)
+
+    def _probe(self, keys: np.ndarray, add: bool) -> np.ndarray:
         codes = np.full(len(keys), -1, dtype=np.int32)
         looking = np.arange(len(keys))
         slot = self._home(keys)
@@ -55,34 +65,20 @@ class KeyTable:
             hit = (code >= 0) & (self._slot_keys[slot] == keys[looking])
             codes[looking[hit]] = code[hit]
             on = (code >= 0) & ~hit  # a full slot of another key: probe the next one
-            looking, slot = looking[on], (slot[on] + 1) & self._mask
-        return codes
-
-    def add(self, keys: np.ndarray) -> np.ndarray:
-        """The `int32` code of each key, adding the keys not in the table; `keys` must be
-        distinct (a repeated key would get two codes)."""
-        while 2 * (self._size + len(keys)) > len(self._slot_codes):
-            self._grow()
-        codes = np.full(len(keys), -1, dtype=np.int32)
-        looking = np.arange(len(keys))
-        slot = self._home(keys)
-        while len(looking):
-            code = self._slot_codes[slot]
-            hit = (code >= 0) & (self._slot_keys[slot] == keys[looking])
-            codes[looking[hit]] = code[hit]
-            # An empty slot ends the search: the key is new and takes it. Keys that meet at one
-            # empty slot all write their mark there; one write lands, and the others probe on.
-            empty = np.flatnonzero(code < 0)
-            mark = -2 - looking[empty]
-            self._slot_codes[slot[empty]] = mark
-            won = empty[self._slot_codes[slot[empty]] == mark]
-            fresh = np.arange(self._size, self._size + len(won), dtype=np.int32)
-            self._size += len(won)
-            self._slot_codes[slot[won]] = fresh
-            self._slot_keys[slot[won]] = keys[looking[won]]
-            codes[looking[won]] = fresh
-            on = ~hit
-            on[won] = False
+            if add:
+                # An empty slot ends the search: the key is new and takes it. Keys that meet at
+                # one empty slot all write their mark there; one write lands, the others probe on.
+                empty = np.flatnonzero(code < 0)
+                mark = -2 - looking[empty]
+                self._slot_codes[slot[empty]] = mark
+                lost = self._slot_codes[slot[empty]] != mark
+                won = empty[~lost]
+                fresh = np.arange(self._size, self._size + len(won), dtype=np.int32)
+                self._size += len(won)
+                self._slot_codes[slot[won]] = fresh
+                self._slot_keys[slot[won]] = keys[looking[won]]
+                codes[looking[won]] = fresh
+                on[empty[lost]] = True
             looking, slot = looking[on], (slot[on] + 1) & self._mask
         return codes
 
