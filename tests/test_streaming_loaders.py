@@ -89,13 +89,14 @@ def test_8_byte_ids_give_the_ids_of_strings_before_and_after_other_widths(tmp_pa
     # Blocks of 8-byte ids parse as binary, the first block with another width switches the
     # rest of the file to strings; a value gets one id wherever it stands.
     rng = np.random.default_rng(3)
-    eight = ["0000000a", "ffff0001", "caf\u00e9123", "a b c de", "1234567\x00", "12345678"]
+    eight = ["0000000a", "ffff0001", "caf\u00e9123", "a b c de", "1234567\x00", "\x00" * 8]
     lines = []
     for r in range(900):
         cats = [eight[rng.integers(0, 6)], f"{rng.integers(0, 30):08x}", ""]  # 8 bytes each
         if r >= 600:  # other widths in the last third: strings from there on
-            cats[2] = ["", "x", "0000000a", "a longer value"][r % 4]
+            cats[2] = ["", "x", "0000000a", "a longer value", "1234567"][r % 5]
             cats[1] = cats[1] if r % 3 else cats[1][:5]
+            cats[0] = cats[0] if r % 7 else "1234567"  # beside "1234567\x00": one value
         lines.append(criteo_line(r % 2, [r], cats))
     file = write(tmp_path / "train.txt", "".join(lines))
     memory = datasets.load_criteo(file, split="temporal", min_count=1)
@@ -110,11 +111,13 @@ def test_8_byte_ids_give_the_ids_of_strings_before_and_after_other_widths(tmp_pa
     c1_ids = {}
     for row, id_ in zip(rows.tolist(), x.x_train["C1"].tolist(), strict=True):
         c1_ids.setdefault(lines[row].split("\t")[14], set()).add(id_)
-    assert all(len(v) == 1 for v in c1_ids.values()) and len(c1_ids) == 6
-    # "0000000a" in C3 (a string block) gets the id C1's (8-byte blocks) has.
+    assert all(len(v) == 1 for v in c1_ids.values()) and len(c1_ids) == 7
+    assert c1_ids["1234567"] == c1_ids["1234567\x00"]
+    assert c1_ids["\x00" * 8] == {0}  # all NUL: "" once trailing NULs are dropped, missing
+    # Values in C3's string blocks get the ids C1's 8-byte blocks gave them.
     c3_ids = zip(rows.tolist(), x.x_train["C3"].tolist(), strict=True)
     c3 = {lines[row].split("\t")[16]: id_ for row, id_ in c3_ids}
-    assert c3["0000000a"] in c1_ids["0000000a"]
+    assert c3["0000000a"] in c1_ids["0000000a"] and c3["1234567"] in c1_ids["1234567\x00"]
 
 
 def test_criteo_day_files_temporal(tmp_path):
@@ -721,9 +724,10 @@ def test_key_table_keeps_codes_through_growth():
 
     rng = np.random.default_rng(0)
     table, codes_of = KeyTable(), {}
-    for i in range(40):  # batches of new and known keys; the table doubles several times
+    for i in range(40):  # batches of new, known and repeated keys; the table doubles
         keys = rng.integers(0, 4000 if i % 2 else 2**63, int(rng.integers(0, 3000)))
-        keys = np.unique(keys.astype(np.uint64))
+        keys = keys.astype(np.uint64)
+        keys = np.concatenate([keys, keys[: len(keys) // 3]])  # repeats get one code
         rng.shuffle(keys)
         codes = table.add(keys)
         for key, code in zip(keys.tolist(), codes.tolist(), strict=True):
@@ -756,14 +760,16 @@ def test_counted_vocabulary_refuses_two_values_with_one_key():
             counter.add(pa.array([second]))
     with pytest.raises(ValueError, match="share a 64-bit key"):  # or in one chunk
         CountedVocabulary().add(pa.array([short, long]))
-    # A string ending in NUL is hashed too: it does not take the key of the string without it.
+    # Trailing NULs are not part of a value, as in the in-memory loaders' NumPy strings.
     counter = CountedVocabulary()
-    counter.add(pa.array(["ab", "ab\x00", "ab\x00", "abcdefg\x00", long]))
+    counter.add(pa.array(["ab", "ab\x00", "ab\x00\x00", "abcdefg\x00", long + "\x00", "\x00"]))
     vocabulary = counter.finish(min_count=1)
-    assert vocabulary.values.to_pylist() == ["ab\x00", long, "ab", "abcdefg\x00"]  # ties by value
-    np.testing.assert_array_equal(
-        vocabulary.encode(pa.array([long, "ab", "ab\x00", "abcdefg", None, ""])), [2, 3, 1, 0, 0, 0]
-    )
+    assert vocabulary.values.to_pylist() == ["ab", long, "abcdefg"]  # ties by value
+    ids = vocabulary.encode(pa.array([long, "ab", "ab\x00", "abcdefg", None, "", "\x00", "a"]))
+    np.testing.assert_array_equal(ids, [2, 1, 1, 3, 0, 0, 0, 0])
+    assert datasets._base.build_vocabulary(
+        np.asarray(["ab", "ab\x00", "ab\x00\x00", "abcdefg\x00", long + "\x00", "\x00"], str)
+    ).tolist() == vocabulary.values.to_pylist()
 
 
 def test_integer_ids_seen_only_in_test_rows_map_to_0_from_the_cache_too(tmp_path):

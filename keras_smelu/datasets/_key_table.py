@@ -50,8 +50,8 @@ class KeyTable:
         return self._probe(keys, add=False)
 
     def add(self, keys: np.ndarray) -> np.ndarray:
-        """The `int32` code of each key, adding the keys not in the table; `keys` must be
-        distinct (a repeated key would get two codes)."""
+        """The `int32` code of each key, adding the keys not in the table (a key repeated in
+        `keys` gets one code)."""
         while 2 * (self._size + len(keys)) > len(self._slot_codes):
             self._grow()
         return self._probe(keys, add=True)
@@ -78,7 +78,11 @@ class KeyTable:
                 self._slot_codes[slot[won]] = fresh
                 self._slot_keys[slot[won]] = keys[looking[won]]
                 codes[looking[won]] = fresh
-                on[empty[lost]] = True
+                # A repeat of the key that took the slot has its code; others probe on.
+                lost = empty[lost]
+                repeat = self._slot_keys[slot[lost]] == keys[looking[lost]]
+                codes[looking[lost[repeat]]] = self._slot_codes[slot[lost[repeat]]]
+                on[lost[~repeat]] = True
             looking, slot = looking[on], (slot[on] + 1) & self._mask
         return codes
 

@@ -78,7 +78,8 @@ class Layout:
     def check_fixed_ids(self, table) -> None:
         """Stops asking for 8-byte ids once a block had to parse them as strings."""
         pa, _, _ = pyarrow_modules()
-        if self.fixed_ids and pa.types.is_string(table.column(self.fixed_ids[0]).type):
+        ids = self.fixed_ids  # read once: another worker may clear it
+        if ids and pa.types.is_string(table.column(ids[0]).type):
             self.fixed_ids = ()
 
     def parsers(

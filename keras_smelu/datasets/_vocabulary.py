@@ -111,13 +111,7 @@ def keys64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         # The data buffer as is: a null's slot holds no key, and `missing` marks it.
         data = values.buffers()[1]
         keys = np.frombuffer(data or b"", dtype=np.uint64)[values.offset :][:n]
-        ends_in_nul = (keys >> np.uint64(56) == 0) & ~missing  # little-endian: the last byte
-        if not ends_in_nul.any():
-            return keys, missing, None
-        data, starts, lengths = _string_buffers(values)
-        keys = keys.copy()  # the array's own buffer is read-only
-        keys[ends_in_nul] = _fnv1a(data, starts[ends_in_nul], lengths[ends_in_nul])
-        return keys, missing, ends_in_nul
+        return keys, missing | (keys == 0), None  # 8 NUL bytes: "" once NULs are dropped
     data, starts, lengths = _string_buffers(values)
     missing |= lengths == 0  # "" (a null's slot has length 0 too)
     keys, hashed = _string_keys(data, starts, lengths)
@@ -125,13 +119,13 @@ def keys64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
 
 
 def _string_buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(bytes, starts, lengths)` of a pyarrow string or 8-byte binary array, without copying
-    the text."""
+    """`(bytes, starts, lengths)` of a pyarrow string array, without copying the text.
+
+    Trailing NUL bytes are not part of a value, as in the in-memory loaders' NumPy strings
+    (`"ab\\0"` is `"ab"`, `"\\0"` is missing): both paths give the same ids.
+    """
     pa, _, _ = pyarrow_modules()
     n = len(values)
-    if _is_id8(values.type):
-        data = np.frombuffer(values.buffers()[1], dtype=np.uint8)
-        return data, 8 * np.arange(values.offset, values.offset + n), np.full(n, 8)
     values = values.cast(pa.string())
     buffers = values.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32)[values.offset : values.offset + n + 1]
@@ -140,40 +134,43 @@ def _string_buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if buffers[2] is not None
         else np.zeros(0, np.uint8)
     )
-    return data, offsets[:-1].astype(np.int64), np.diff(offsets)
+    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets)
+    ends_in_nul = np.flatnonzero(lengths > 0)
+    while len(ends_in_nul):  # rare: one pass per trailing NUL
+        ends_in_nul = ends_in_nul[data[starts[ends_in_nul] + lengths[ends_in_nul] - 1] == 0]
+        lengths[ends_in_nul] -= 1
+        ends_in_nul = ends_in_nul[lengths[ends_in_nul] > 0]
+    return data, starts, lengths
 
 
 def _string_keys(
     data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """64-bit keys of the byte strings `data[starts[i] : starts[i] + lengths[i]]`, and which
-    of them are hashes (None: none).
+    """64-bit keys of the byte strings `data[starts[i] : starts[i] + lengths[i]]` (none ending
+    in NUL), and which of them are hashes (None: none).
 
     A string of at most 8 bytes is its own key (its bytes, zero-padded, read as an integer:
-    exact), unless it ends in a NUL byte (it would share the key of the string without it); a
-    longer one, or one ending in NUL, is hashed with FNV-1a 64.
+    exact); a longer one is hashed with FNV-1a 64.
     """
     n = len(starts)
     width = int(lengths.max(initial=0))
     if width == 0:
         return np.zeros(n, dtype=np.uint64), None
-    present = lengths > 0
-    if width <= 8 and np.all(lengths[present] == width):  # e.g. Criteo: all 8 hex digits
-        text = np.zeros((int(present.sum()), 8), dtype=np.uint8)
-        first = int(starts[present][0])  # the present strings are contiguous in `data`
-        text[:, :width] = data[first : first + len(text) * width].reshape(-1, width)
-        keys = np.zeros(n, dtype=np.uint64)
-        keys[present] = text.view(np.uint64).ravel()
-        ends_in_nul = np.zeros(n, dtype=bool)
-        ends_in_nul[present] = text[:, width - 1] == 0
-    else:
-        position = np.arange(8)
-        text = data[np.minimum(starts[:, None] + position, len(data) - 1)]
-        text[position >= lengths[:, None]] = 0
-        keys = np.ascontiguousarray(text).view(np.uint64).ravel()
-        last = data[np.minimum(starts + np.maximum(lengths, 1) - 1, len(data) - 1)]
-        ends_in_nul = present & (last == 0)
-    hashed = (lengths > 8) | ends_in_nul
+    present = np.flatnonzero(lengths > 0)
+    first = int(starts[present[0]])
+    # e.g. Criteo: all 8 hex digits, one after the other in `data`
+    if width <= 8 and np.array_equal(starts[present], first + width * np.arange(len(present))):
+        if np.all(lengths[present] == width):
+            text = np.zeros((len(present), 8), dtype=np.uint8)
+            text[:, :width] = data[first : first + len(present) * width].reshape(-1, width)
+            keys = np.zeros(n, dtype=np.uint64)
+            keys[present] = text.view(np.uint64).ravel()
+            return keys, None
+    position = np.arange(8)
+    text = data[np.minimum(starts[:, None] + position, len(data) - 1)]
+    text[position >= lengths[:, None]] = 0
+    keys = np.ascontiguousarray(text).view(np.uint64).ravel()
+    hashed = lengths > 8
     if not hashed.any():
         return keys, None
     which = np.flatnonzero(hashed)
@@ -303,6 +300,8 @@ class Vocabulary:
                 ids[missing] = 0
             return ids
         # Look up each distinct value of the chunk once (popular values repeat), then gather.
+        # The counter coded every value of the files and refused shared keys: a key found here
+        # is its value's.
         distinct, index = dictionary(values)
         keys, missing, _ = keys64(distinct)
         code = self._table.lookup(keys)
@@ -371,8 +370,6 @@ class CountedVocabulary:
             present = present[~dense]
             with self._lock:
                 self._dense_top = max(self._dense_top, int(ints[dense].max(initial=-1)) + 1)
-        if hashed is not None and len(np.unique(keys[present])) < len(present):
-            raise _collision_error(distinct.filter(pa.array(hashed)), self.name)
         with self._lock:
             first_new = len(self._table)
             codes[present] = offset + self._table.add(keys[present])
@@ -381,8 +378,9 @@ class CountedVocabulary:
         return codes, index
 
     def _check(self, distinct, codes, hashed, present, first_new) -> None:
-        """Refuses a value whose key belongs to another value; keeps the hashed values."""
-        pa, _, _ = pyarrow_modules()
+        """Refuses a value whose key belongs to another value; keeps the hashed values (their
+        trailing NULs dropped, as their keys drop them)."""
+        pa, _, pc = pyarrow_modules()
         check = np.zeros(len(codes), np.uint64) if hashed is None else _check_hash(distinct, hashed)
         if self._checks is None:
             self._checks = np.zeros(0, dtype=np.uint64)  # codes so far: exact keys
@@ -398,7 +396,8 @@ class CountedVocabulary:
         if hashed is not None:
             kept = new[hashed[new]]
             kept = kept[np.unique(codes[kept], return_index=True)[1]]
-            self._hashed.append((codes[kept], distinct.take(pa.array(kept))))
+            values = distinct.take(pa.array(kept)).cast(pa.string())
+            self._hashed.append((codes[kept], pc.utf8_rtrim(values, characters="\x00")))
 
     def count(self, codes: np.ndarray, index: np.ndarray, rows: np.ndarray | None = None) -> None:
         """Counts a chunk given as `codes(values)`, or its `rows` (a boolean mask or
@@ -479,15 +478,16 @@ class CountedVocabulary:
             return np.zeros(0, dtype=np.int32), pa.array([], pa.string())
         return (
             np.concatenate([c for c, _ in self._hashed]),
-            pa.concat_arrays([v.cast(pa.binary()).cast(pa.string()) for _, v in self._hashed]),
+            pa.concat_arrays([v for _, v in self._hashed]),
         )
 
 
 def _added(
     counts: np.ndarray, where: np.ndarray, amount: np.ndarray, limit: int | None = None
 ) -> np.ndarray:
-    """`counts` with `amount` added at the distinct positions `where`, grown to fit them (to
-    twice its size at least, within `limit`: few copies as codes grow)."""
+    """`counts` with `amount` added at the positions `where` (repeats add up: raw values that
+    differ in trailing NULs share a code), grown to fit them (to twice its size at least,
+    within `limit`: few copies as codes grow)."""
     if not len(where):
         return counts
     needed = int(where.max()) + 1
@@ -496,5 +496,5 @@ def _added(
         grown = np.zeros(size, dtype=np.int64)
         grown[: len(counts)] = counts
         counts = grown
-    counts[where] += amount
+    np.add.at(counts, where, amount)
     return counts
