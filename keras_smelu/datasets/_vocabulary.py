@@ -14,9 +14,10 @@ for missing values (null or `""`) and for values without an id of their own.
   mix, so ids are the same in every process.
 
 Values are looked up by 64-bit keys: an integer is its own key, and so is a string of at most
-8 bytes (its bytes, zero-padded) unless it ends in a NUL byte; a longer string is hashed with
-FNV-1a. Two distinct values with one key would merge silently, so every hashed key also carries
-a second, independent hash, and a value whose key is taken by another value is refused.
+8 bytes (its bytes, zero-padded); a longer string is hashed with FNV-1a. Trailing NUL bytes are
+not part of a value, as in the in-memory loaders' NumPy strings. Two distinct values with one
+key would merge silently, so every hashed key also carries a second, independent hash, and a
+value whose key is taken by another value is refused.
 """
 
 from __future__ import annotations
