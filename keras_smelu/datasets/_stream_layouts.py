@@ -68,19 +68,19 @@ class Layout:
     info: dict[str, object] = field(default_factory=dict)
     # Categorical columns of 8-byte ids (hex hashes: Criteo's, most of Avazu's), parsed as 8-byte
     # binary while every value has 8 bytes (cheaper to parse and to hash); the first block with
-    # another width turns this off, so a block is parsed twice at most once per column set.
+    # another width turns this off, so the files cost one extra parse of a block at most.
     fixed_ids: tuple[str, ...] = ()
 
-    def string_kinds(self, columns: Sequence[str]) -> dict[str, str]:
-        """The `read_csv_block` kinds of string columns: `"id8"` for the fixed ids."""
-        return {c: "id8" if c in self.fixed_ids else "str" for c in columns}
-
-    def check_fixed_ids(self, table) -> None:
-        """Stops asking for 8-byte ids once a block had to parse them as strings."""
+    def read_block(self, block: Block, *, types: dict[str, str], **options):
+        """`read_csv_block` of one of this layout's blocks, its `"str"` columns among the fixed
+        ids asked for as `"id8"` while every block had them."""
         pa, _, _ = pyarrow_modules()
-        ids = self.fixed_ids  # read once: another worker may clear it
+        ids = [c for c in self.fixed_ids if types.get(c) == "str"]  # read once: shared
+        types = {**types, **dict.fromkeys(ids, "id8")}
+        table = read_csv_block(block, types=types, **options)
         if ids and pa.types.is_string(table.column(ids[0]).type):
             self.fixed_ids = ()
+        return table
 
     def parsers(
         self, chunk_bytes: int, *, keys_only: bool = False, numeric: bool = True
@@ -123,11 +123,10 @@ class CriteoLayout(Layout):
 def _parse_criteo(layout: Layout, block: Block, file_index: int, numeric: bool) -> Chunk:
     names = ("label", *_criteo.NUMERIC, *_criteo.CATEGORICAL)
     types = {"label": "int", **dict.fromkeys(_criteo.NUMERIC, "int")}  # all checked
-    types.update(layout.string_kinds(_criteo.CATEGORICAL))
-    table = read_csv_block(
+    types.update(dict.fromkeys(_criteo.CATEGORICAL, "str"))
+    table = layout.read_block(
         block, delimiter="\t", names=names, types=types, what="label I1..I13 C1..C26"
     )
-    layout.check_fixed_ids(table)
     return Chunk(
         y=binary_labels(table, "label", block),
         categorical={c: table.column(c).combine_chunks() for c in _criteo.CATEGORICAL},
@@ -196,12 +195,10 @@ def _parse_avazu(
     pa, _, _ = pyarrow_modules()
     types = {"hour": "int"}
     if not keys_only:
-        types.update({"click": "int", **layout.string_kinds(_avazu.COLUMNS[3:])})
-    table = read_csv_block(
+        types.update({"click": "int", **dict.fromkeys(_avazu.COLUMNS[3:], "str")})
+    table = layout.read_block(
         block, delimiter=",", names=header, types=types, what="id,click,hour,C1..C21"
     )
-    if not keys_only:
-        layout.check_fixed_ids(table)
     hour = column_numpy(table, "hour", block, required=True)
     date = hour // 100
     if keys_only:

@@ -96,8 +96,11 @@ def _as_uint64(values):
 
 
 def keys64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """`(uint64 keys, missing mask, hashed mask or None)` of a pyarrow string or integer array;
-    `hashed` marks the strings whose key is a hash (None: every key is exact)."""
+    """`(uint64 keys, missing mask, checks or None)` of a pyarrow string or integer array.
+
+    `checks` holds, for each string whose key is a hash, a second and independent 64-bit hash
+    (odd, so never 0), and 0 for an exact key; None when every key is exact.
+    """
     pa, _, _ = pyarrow_modules()
     values = _flat(values)
     n = len(values)
@@ -115,8 +118,8 @@ def keys64(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         return keys, missing | (keys == 0), None  # 8 NUL bytes: "" once NULs are dropped
     data, starts, lengths = _string_buffers(values)
     missing |= lengths == 0  # "" (a null's slot has length 0 too)
-    keys, hashed = _string_keys(data, starts, lengths)
-    return keys, missing, hashed
+    keys, checks = _string_keys(data, starts, lengths)
+    return keys, missing, checks
 
 
 def _string_buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -148,10 +151,11 @@ def _string_keys(
     data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """64-bit keys of the byte strings `data[starts[i] : starts[i] + lengths[i]]` (none ending
-    in NUL), and which of them are hashes (None: none).
+    in NUL), and the checks of the hashed ones (None: none is hashed).
 
     A string of at most 8 bytes is its own key (its bytes, zero-padded, read as an integer:
-    exact); a longer one is hashed with FNV-1a 64.
+    exact); a longer one is hashed with FNV-1a 64, and checked by a polynomial hash with another
+    multiplier, mixed with its length (independent of FNV-1a).
     """
     n = len(starts)
     width = int(lengths.max(initial=0))
@@ -159,49 +163,41 @@ def _string_keys(
         return np.zeros(n, dtype=np.uint64), None
     present = np.flatnonzero(lengths > 0)
     first = int(starts[present[0]])
-    # e.g. Criteo: all 8 hex digits, one after the other in `data`
-    if width <= 8 and np.array_equal(starts[present], first + width * np.arange(len(present))):
-        if np.all(lengths[present] == width):
-            text = np.zeros((len(present), 8), dtype=np.uint8)
-            text[:, :width] = data[first : first + len(present) * width].reshape(-1, width)
-            keys = np.zeros(n, dtype=np.uint64)
-            keys[present] = text.view(np.uint64).ravel()
-            return keys, None
+    if (  # e.g. Criteo: all 8 hex digits, one after the other in `data`
+        width <= 8
+        and np.array_equal(starts[present], first + width * np.arange(len(present)))
+        and np.all(lengths[present] == width)
+    ):
+        text = np.zeros((len(present), 8), dtype=np.uint8)
+        text[:, :width] = data[first : first + len(present) * width].reshape(-1, width)
+        keys = np.zeros(n, dtype=np.uint64)
+        keys[present] = text.view(np.uint64).ravel()
+        return keys, None
     position = np.arange(8)
     text = data[np.minimum(starts[:, None] + position, len(data) - 1)]
     text[position >= lengths[:, None]] = 0
     keys = np.ascontiguousarray(text).view(np.uint64).ravel()
-    hashed = lengths > 8
-    if not hashed.any():
+    long = np.flatnonzero(lengths > 8)
+    if not len(long):
         return keys, None
-    which = np.flatnonzero(hashed)
-    keys[which] = _fnv1a(data, starts[which], lengths[which])
-    return keys, hashed
+    starts, lengths = starts[long], lengths[long]
+    keys[long] = _byte_hash(data, starts, lengths, _FNV_OFFSET, lambda h, b: (h ^ b) * _FNV_PRIME)
+    check = _byte_hash(
+        data, starts, lengths, lengths, lambda h, b: (h + b + np.uint64(1)) * _CHECK_MULTIPLIER
+    )
+    checks = np.zeros(n, dtype=np.uint64)
+    checks[long] = mix64(check ^ lengths.astype(np.uint64)) | np.uint64(1)
+    return keys, checks
 
 
-def _fnv1a(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """FNV-1a 64 of each byte string, vectorised over the strings (a loop over byte positions,
-    each step only on the strings that still have a byte there)."""
-    h = np.full(len(starts), _FNV_OFFSET, dtype=np.uint64)
+def _byte_hash(data, starts, lengths, first, step) -> np.ndarray:
+    """`h = step(h, byte)` over each byte string from `h = first`, vectorised over the strings
+    (a loop over byte positions, each step only on the strings that still have a byte there)."""
+    h = np.zeros(len(starts), dtype=np.uint64) + np.asarray(first, dtype=np.uint64)
     for j in range(int(lengths.max(initial=0))):
         live = np.flatnonzero(lengths > j)
-        h[live] = (h[live] ^ data[starts[live] + j]) * _FNV_PRIME
+        h[live] = step(h[live], data[starts[live] + j])
     return h
-
-
-def _check_hash(values, hashed: np.ndarray) -> np.ndarray:
-    """A second 64-bit hash of the hashed strings (a polynomial with another multiplier, then
-    SplitMix64 with the length: independent of FNV-1a), odd so never 0; 0 for exact keys."""
-    data, starts, lengths = _string_buffers(_flat(values))
-    which = np.flatnonzero(hashed)
-    starts, lengths = starts[which], lengths[which]
-    h = lengths.astype(np.uint64)
-    for j in range(int(lengths.max(initial=0))):
-        live = np.flatnonzero(lengths > j)
-        h[live] = (h[live] + data[starts[live] + j] + np.uint64(1)) * _CHECK_MULTIPLIER
-    check = np.zeros(len(hashed), dtype=np.uint64)
-    check[which] = mix64(h ^ lengths.astype(np.uint64)) | np.uint64(1)
-    return check
 
 
 def _collision_error(values, column: str | None = None) -> ValueError:
@@ -360,7 +356,7 @@ class CountedVocabulary:
             codes[top] = -1  # the slot of missing values
             return codes, ints if missing is None else np.where(missing, top, ints)
         distinct, index = dictionary(values)
-        keys, missing, hashed = keys64(distinct)
+        keys, missing, checks = keys64(distinct)
         codes = np.full(len(distinct), -1, dtype=np.int32)
         present = np.flatnonzero(~missing)
         offset = _offset(distinct.type)
@@ -374,15 +370,15 @@ class CountedVocabulary:
         with self._lock:
             first_new = len(self._table)
             codes[present] = offset + self._table.add(keys[present])
-            if hashed is not None or self._checks is not None:
-                self._check(distinct, codes, hashed, present, first_new)
+            if checks is not None or self._checks is not None:
+                self._check(distinct, codes, checks, present, first_new)
         return codes, index
 
-    def _check(self, distinct, codes, hashed, present, first_new) -> None:
+    def _check(self, distinct, codes, checks, present, first_new) -> None:
         """Refuses a value whose key belongs to another value; keeps the hashed values (their
         trailing NULs dropped, as their keys drop them)."""
         pa, _, pc = pyarrow_modules()
-        check = np.zeros(len(codes), np.uint64) if hashed is None else _check_hash(distinct, hashed)
+        check = np.zeros(len(codes), np.uint64) if checks is None else checks
         if self._checks is None:
             self._checks = np.zeros(0, dtype=np.uint64)  # codes so far: exact keys
         if len(self._checks) < len(self._table):
@@ -394,8 +390,8 @@ class CountedVocabulary:
         clash = present[self._checks[codes[present]] != check[present]]
         if len(clash):
             raise _collision_error(distinct.take(pa.array(clash)), self.name)
-        if hashed is not None:
-            kept = new[hashed[new]]
+        if checks is not None:
+            kept = new[checks[new] != 0]
             kept = kept[np.unique(codes[kept], return_index=True)[1]]
             values = distinct.take(pa.array(kept)).cast(pa.string())
             self._hashed.append((codes[kept], pc.utf8_rtrim(values, characters="\x00")))
