@@ -326,22 +326,21 @@ class StreamingDataset:
                 if name in counters:
                     codes, rows_codes = counters[name].codes(values)
                     parts[name] = (codes, rows_codes, column.rows if ragged else None)
-                    if cache is not None:
-                        values = codes[rows_codes]
-                elif cache is not None:
-                    values = hashed[name].encode(values)
-                if cache is not None:
-                    chunk.categorical[name] = (
-                        Ragged(values, column.rows, column.slots) if ragged else values
-                    )
+                if cache is None:
+                    continue
+                coded = codes[rows_codes] if name in counters else hashed[name].encode(values)
+                chunk.categorical[name] = (
+                    Ragged(coded, column.rows, column.slots) if ragged else coded
+                )
             if cache is not None:
                 chunk.coded = True
                 cache.write(index, chunk)
             return parts, chunk_width
 
         for (parts, chunk_width), test in self._pass(code_once, numeric=cache is not None):
-            n_test += int(test.sum())
-            n_train += len(test) - int(test.sum())
+            tested = int(test.sum())
+            n_test += tested
+            n_train += len(test) - tested
             # The training rows' positions, once per chunk (None: every row); a bag's entries
             # by the rows they belong to.
             train = None if not test.any() else np.flatnonzero(~test)
