@@ -201,6 +201,60 @@ def test_resume_after_sigkill_keeps_every_completed_trial(tmp_path):
     assert len(report.results["embedding_mlp"].complete_trials) == 5
 
 
+# A worker killed after the storage created its trial and before the objective's first line:
+# at `ask` (no heartbeat yet) or inside `optimize` (a heartbeat, no worker recorded).
+_KILLED_BEFORE_THE_OBJECTIVE = """
+import os, signal, sys
+import optuna
+from keras_smelu.tuning._optuna_backend import make_storage
+
+storage, name, at = sys.argv[1:]
+study = optuna.load_study(study_name=name, storage=make_storage(storage))
+if at == "ask":
+    study.ask()
+    os.kill(os.getpid(), signal.SIGKILL)
+study.optimize(lambda trial: os.kill(os.getpid(), signal.SIGKILL), n_trials=1)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, killed_at", [("sqlite", "optimize"), ("journal", "ask")])
+def test_a_trial_killed_before_its_objective_ran_is_failed_and_replaced(tmp_path, kind, killed_at):
+    storage = {
+        "sqlite": f"sqlite:///{tmp_path / 'study.db'}",
+        "journal": f"journal:{tmp_path / 'journal.log'}",
+    }[kind]
+    name = "tiny/embedding_mlp"
+    job = write_job(tmp_path, trials=3)
+    first = _cli("tune", str(job), "--storage", storage, "--trials", "2")
+    out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out[-3000:]
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_BEFORE_THE_OBJECTIVE, storage, name, killed_at],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    (orphan,) = [t for t in _study(storage, name).trials if t.state.name == "RUNNING"]
+    assert orphan.user_attrs == {}  # nothing tells which process ran it
+
+    # Resumed at once, before the orphan is old enough to be judged dead: the run counts it as
+    # running, waits, fails it as interrupted, and runs the trial it leaves missing.
+    resumed = _cli("tune", str(job), "--storage", storage)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    trials = {t.number: t for t in _study(storage, name).trials}
+    assert trials[orphan.number].state.name == "FAIL"
+    assert sum(t.state.name == "COMPLETE" for t in trials.values()) == 3
+    result = tuning.TuningReport.load(tmp_path / "out").results["embedding_mlp"]
+    (interrupted,) = result.failed_trials
+    assert interrupted.number == orphan.number + 1
+    assert interrupted.fail_reason == _optuna_backend.INTERRUPTED_REASON
+    assert len(result.complete_trials) == 4  # the reference and 3 search trials
+
+
 @pytest.fixture(scope="module")
 def postgres():
     try:

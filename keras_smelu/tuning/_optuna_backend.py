@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import os
 import random
 import re
@@ -71,6 +72,10 @@ _DUPLICATE_OF = "duplicate_of"
 _SURPLUS = "surplus"
 # On every trial: the machine and process running it, to tell a killed trial from a live one.
 _WORKER = "worker"
+# A worker records itself as its objective's first step, milliseconds after the storage creates
+# the trial. A running trial without a worker after this long belongs to a process killed in
+# between: it may have no heartbeat either, and Optuna fails only trials whose heartbeat stopped.
+_CLAIM_S = _HEARTBEAT_S
 # On the study: how many workers of the machine joined it (each draws its own sampler stream).
 _WORKERS = "keras_smelu_workers"
 # On the study: the measured auto width range (`_auto_range.AutoRange.to_dict()`).
@@ -315,8 +320,7 @@ def _evaluate_reference(ref_study, storage: str, run, model_name: str) -> TrialR
     new: list[TrialRecord] = []
     with _storage_lock(storage) as exclusive:
         if not exclusive:
-            with _quiet_experimental():
-                optuna.storages.fail_stale_trials(ref_study)  # its worker died mid-reference
+            _fail_dead_trials(ref_study)  # its worker died mid-reference
         trials = ref_study.get_trials(deepcopy=False)
         if any(_counts_toward_target(t) for t in trials):
             return None
@@ -327,8 +331,8 @@ def _evaluate_reference(ref_study, storage: str, run, model_name: str) -> TrialR
             ref_study.tell(abandoned.number, state=optuna.trial.TrialState.FAIL)
 
         def objective(trial):
-            trial.set_user_attr(_FAMILY, REFERENCE_FAMILY)
             trial.set_user_attr(_WORKER, _worker_info())
+            trial.set_user_attr(_FAMILY, REFERENCE_FAMILY)
             first = min(t.number for t in ref_study.get_trials(states=_live_states()))
             if first != trial.number:
                 trial.set_user_attr(_DUPLICATE_OF, first)
@@ -406,9 +410,15 @@ def _worker_info() -> dict[str, Any]:
 
 
 def _worker_died(trial) -> bool:
-    """Whether a running trial's process is known to have ended (it ran on this machine and
-    its process is gone). Trials of other machines are left to Optuna's heartbeats."""
+    """Whether a running trial's process is known to have ended: it ran on this machine and
+    its process is gone, or it never recorded a worker within `_CLAIM_S` of its start. Other
+    machines' trials are left to Optuna's heartbeats."""
     worker = trial.user_attrs.get(_WORKER)
+    if worker is None:
+        started = trial.datetime_start  # naive local time, as Optuna's storages write it
+        return started is not None and (
+            datetime.datetime.now() - started > datetime.timedelta(seconds=_CLAIM_S)
+        )
     if not isinstance(worker, dict) or worker.get("host") != socket.gethostname():
         return False
     pid = worker.get("pid")
@@ -613,12 +623,12 @@ def optimize(
     capped = []
 
     def objective(trial):
+        trial.set_user_attr(_WORKER, _worker_info())
         if _is_surplus(study, trial.number, trials):
             trial.set_user_attr(_SURPLUS, True)
             capped.append(trial.number)
             study.stop()
             raise optuna.TrialPruned(f"the study already holds its {trials} trials")
-        trial.set_user_attr(_WORKER, _worker_info())
         point = suggest_point(trial, space)
         trial.set_user_attr(_FAMILY, point.family)
         on_epoch = _epoch_pruner(study, ref_study, model_name, settings)
@@ -642,16 +652,23 @@ def optimize(
         if finished >= trials:
             study.stop()
 
-    remaining = trials - _done(study)
-    if remaining > 0:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while (remaining := trials - _done(study)) > 0:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        capped.clear()
         study.optimize(
             objective,
             n_trials=remaining,
-            timeout=timeout,
+            timeout=left,
             catch=(TrialFailedError,),
             callbacks=[after_trial],
         )
-    if capped:  # the study's last trials run in other workers: report them too
+        if not capped:
+            break
+        # The study's last trials run elsewhere: wait for them, to report them too. One whose
+        # worker dies leaves the study short; this worker then runs the trials still missing.
         _wait_for_running(study)
     ensembles = {}
     for size in space.ensembles if ref_study is not None else ():
