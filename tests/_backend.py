@@ -1,4 +1,4 @@
-"""Backend-neutral test helpers: gradients through the active Keras backend."""
+"""Backend-neutral test helpers: gradients through the active Keras backend, weights."""
 
 from __future__ import annotations
 
@@ -35,3 +35,8 @@ def grads(fn, *args):
 
 def numpy(x):
     return keras.ops.convert_to_numpy(x)
+
+
+def weights_equal(a, b) -> bool:
+    """Whether two Keras models hold bit-identical weights."""
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from keras_smelu import datasets
 
 ROWS, BATCH = 700, 64
@@ -16,7 +14,3 @@ def small_click_stream(folder: Path):
     path = datasets.write_click_log(folder / "clicks.txt", ROWS, seed=3)
     # Small chunks: the stream crosses many chunk boundaries even in a tiny file.
     return datasets.load("criteo", path, streaming=True, split="temporal", chunk_bytes=16_384)
-
-
-def weights_equal(a, b) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from keras_smelu.replicas import NonFiniteLossError, ReplicaReport, train_replicas
+from tests._backend import weights_equal
 
 N_TRAIN, N_EVAL, N_FEATURES = 192, 64, 5
 
@@ -43,10 +44,6 @@ def build_with_dropout(activation):
     return build_binary(activation, dropout=0.3)
 
 
-def _weights_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
-
-
 # ------------------------------------------------------------------------------------------
 # Protocol
 
@@ -65,7 +62,7 @@ def test_fixed_everything_is_bit_identical():
     )
     a, b = report.models
     assert a is not b
-    assert _weights_equal(a, b)
+    assert weights_equal(a, b)
     assert report.task == "binary"
     for entry in report.history:
         assert all(value == 0.0 for value in entry["pd"].values()), entry["pd"]
@@ -97,7 +94,7 @@ def test_data_order_same_start_different_end_and_report_structure():
     assert pair["initial_weights"][0] == pair["initial_weights"][1]
     assert pair["seeds"]["init"][0] == pair["seeds"]["init"][1]
     assert pair["seeds"]["order"][0] != pair["seeds"]["order"][1]
-    assert not _weights_equal(*report.models)
+    assert not weights_equal(*report.models)
     assert report.pd["relative"] > 0.0
     assert report.pd_kind == "relative" and report.pd_value == report.pd["relative"]
 
@@ -411,9 +408,9 @@ def test_stacked_replicas_equal_sequential_ones(vary):
     assert sequential.config["program"] == "sequential"
     assert len(fused.models) == 6
     for one, other in zip(fused.models, sequential.models, strict=True):
-        assert _weights_equal(one, other)
+        assert weights_equal(one, other)
     # Pairs differ from each other (each its own seeds), so equality above is no accident.
-    assert not _weights_equal(fused.models[0], fused.models[2])
+    assert not weights_equal(fused.models[0], fused.models[2])
     assert fused.pd == sequential.pd and fused.pd_value > 0.0
     assert [p["pd"] for p in fused.pair_results] == [p["pd"] for p in sequential.pair_results]
     for one, other in zip(fused.pair_results, sequential.pair_results, strict=True):
@@ -496,7 +493,7 @@ def test_a_shared_step_that_reads_a_variable_of_its_own_is_refused():
     }  # fmt: skip
     assert runs["auto"].config["program"] == "sequential"  # refused before a step, then apart
     for one, other in zip(runs["auto"].models, runs[False].models, strict=True):
-        assert _weights_equal(one, other)
+        assert weights_equal(one, other)
 
 
 def test_replicas_with_different_optimizers_do_not_stack():
@@ -538,7 +535,7 @@ def test_replicas_that_differ_in_a_layer_setting_are_not_vectorized():
     }
     assert runs[True].config["program"] == "stack"
     for one, other in zip(runs[True].models, runs[False].models, strict=True):
-        assert _weights_equal(one, other)
+        assert weights_equal(one, other)
     assert runs[True].pd == runs[False].pd
 
 

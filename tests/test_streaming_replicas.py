@@ -12,8 +12,8 @@ from keras_smelu import datasets, models  # noqa: E402
 from keras_smelu._replica_data import StreamData, StreamSplit, segments  # noqa: E402
 from keras_smelu._replica_models import pair_seeds  # noqa: E402
 from keras_smelu.replicas import ReplicaSettings, train_replicas  # noqa: E402
+from tests._backend import weights_equal  # noqa: E402
 from tests._streams import BATCH, ROWS, small_click_stream  # noqa: E402
-from tests._streams import weights_equal as _weights_equal  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_checkpoints_in_memory_change_nothing_but_the_trajectory():
     assert cut.pair_results[0]["steps"] == [4, 8, 10]
     assert plain.pair_results[0]["steps"] == [10]
     for a, b in zip(plain.models, cut.models, strict=True):
-        assert _weights_equal(a, b)  # the same steps, in the same order
+        assert weights_equal(a, b)  # the same steps, in the same order
     assert cut.history[-1]["pd"] == plain.history[-1]["pd"]
 
 
@@ -139,9 +139,9 @@ def test_data_order_is_per_replica_and_reproducible(stream):
     ]
     first, second = runs
     assert first.pd_value > 0.0
-    assert not _weights_equal(*first.models)
+    assert not weights_equal(*first.models)
     assert [h["pd"] for h in first.history] == [h["pd"] for h in second.history]
-    assert all(_weights_equal(m, n) for m, n in zip(first.models, second.models, strict=True))
+    assert all(weights_equal(m, n) for m, n in zip(first.models, second.models, strict=True))
 
 
 def test_bad_stream_arguments(stream):

@@ -10,7 +10,8 @@ pytest.importorskip("pyarrow")
 from keras_smelu import models  # noqa: E402
 from keras_smelu._replica_data import StreamSplit  # noqa: E402
 from keras_smelu.replicas import train_replicas  # noqa: E402
-from tests._streams import BATCH, small_click_stream, weights_equal  # noqa: E402
+from tests._backend import weights_equal  # noqa: E402
+from tests._streams import BATCH, small_click_stream  # noqa: E402
 
 
 @pytest.fixture(scope="module")
