@@ -739,6 +739,43 @@ def test_key_table_keeps_codes_through_growth():
     assert (table.lookup(absent) == -1).all()
 
 
+@pytest.mark.parametrize("kind", ["string", "id8", "int"])
+def test_a_column_parsed_in_several_chunks_is_coded_as_one(kind):
+    # pyarrow parses a block in pieces: a chunk's column is a chunked array, coded where it
+    # lies. Codes and counts must be those of the same values in one array.
+    import pyarrow as pa
+
+    from keras_smelu.datasets._vocabulary import CountedVocabulary, dictionary
+
+    rng = np.random.default_rng(1)
+    pieces = []
+    for size in (0, 300, 1, 0, 700, 50):  # empty pieces too
+        raw = rng.integers(0, 40, size)
+        missing = rng.random(size) < 0.1
+        if kind == "int":
+            values = [None if m else int(v) * 1_000_003 for v, m in zip(raw, missing)]
+            pieces.append(pa.array(values, pa.int64()))
+        elif kind == "id8":
+            values = [None if m else f"{v:08x}".encode() for v, m in zip(raw, missing)]
+            pieces.append(pa.array(values, pa.binary(8)))
+        else:
+            values = [None if m else "v" * int(v % 12) + str(v) for v, m in zip(raw, missing)]
+            pieces.append(pa.array(values, pa.string()))
+    chunked = pa.chunked_array(pieces, type=pieces[0].type)
+    whole = chunked.combine_chunks()
+
+    distinct, index = dictionary(chunked)
+    assert distinct.take(pa.array(index)).equals(whole)
+    assert len(distinct) == len(set(whole.to_pylist()))
+
+    one, several = CountedVocabulary("c"), CountedVocabulary("c")
+    one.add(whole)
+    several.add(chunked)
+    a, b = one.finish(1), several.finish(1)
+    assert a.values.equals(b.values)
+    np.testing.assert_array_equal(a.encode(whole), b.encode(chunked))
+
+
 def test_counted_vocabulary_refuses_two_values_with_one_key():
     import pyarrow as pa
 
