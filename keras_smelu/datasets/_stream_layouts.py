@@ -41,8 +41,7 @@ class Ragged:
 
 @dataclass
 class Chunk:
-    """The rows of one block: labels, raw categorical columns (pyarrow arrays, chunked as
-    parsed), numeric features, time keys."""
+    """The rows of one block: labels, raw categorical columns, numeric features, time keys."""
 
     y: np.ndarray
     categorical: dict[str, object]
@@ -130,7 +129,7 @@ def _parse_criteo(layout: Layout, block: Block, file_index: int, numeric: bool) 
     )
     return Chunk(
         y=binary_labels(table, "label", block),
-        categorical={c: table.column(c) for c in _criteo.CATEGORICAL},
+        categorical={c: table.column(c).combine_chunks() for c in _criteo.CATEGORICAL},
         numeric={
             n: np.log1p(np.maximum(column_numpy(table, n, block), 0)).astype(np.float32)
             for n in (_criteo.NUMERIC if numeric else ())
@@ -206,7 +205,7 @@ def _parse_avazu(
         return Chunk(y=np.zeros(len(hour), np.float32), categorical={}, numeric={},
                      file=file_index, key=date)  # fmt: skip
     categorical = {"hour_of_day": pa.array(hour % 100)}
-    categorical.update({c: table.column(c) for c in _avazu.COLUMNS[3:]})
+    categorical.update({c: table.column(c).combine_chunks() for c in _avazu.COLUMNS[3:]})
     return Chunk(
         y=binary_labels(table, "click", block),
         categorical=categorical,
@@ -305,7 +304,7 @@ def _parse_ratings(block: Block, kind: str, label: str, keys_only: bool) -> Chun
     y = (rating >= 4) if label == "liked" else rating
     return Chunk(
         y=y.astype(np.float32),
-        categorical={n: table.column(n) for n in ("user_id", "item_id")},
+        categorical={n: table.column(n).combine_chunks() for n in ("user_id", "item_id")},
         numeric={},
         file=0,
         key=key,

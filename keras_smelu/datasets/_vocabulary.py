@@ -48,9 +48,9 @@ def small_ints(values) -> tuple[np.ndarray, np.ndarray | None] | None:
     """`(int64 values, missing mask or None)` when `values` are integers in `[0, 2**22)`,
     else None."""
     pa, _, _ = pyarrow_modules()
+    values = _flat(values)
     if not pa.types.is_integer(values.type):
         return None
-    values = _flat(values)
     ints = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     if len(ints) and (ints.min() < 0 or ints.max() >= _DENSE):
         return None
@@ -65,28 +65,21 @@ def _offset(arrow_type) -> int:
 
 
 def dictionary(values) -> tuple[object, np.ndarray]:
-    """`(distinct values, index)` of a pyarrow array or chunked array: `values[i]` is
-    `distinct[index[i]]` (`int32`); a null is one of the distinct values."""
+    """`(distinct values, index)` of a pyarrow array: `values[i]` is `distinct[index[i]]`
+    (`int32`); a null is one of the distinct values."""
     pa, _, pc = pyarrow_modules()
-    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    id8 = _is_id8(values.type)
-    if id8:  # hashed as 64-bit integers: cheaper than as bytes
-        chunks = [_as_uint64(chunk) for chunk in chunks]
-    # The chunks of a parsed block are encoded where they lie (they share one dictionary),
-    # not first copied into one array.
-    encoded = pc.dictionary_encode(
-        pa.chunked_array(chunks, type=pa.uint64() if id8 else values.type),
-        null_encoding="encode",
-    )
-    if not encoded.num_chunks:
-        return pa.array([], values.type), np.zeros(0, dtype=np.int32)
-    distinct = encoded.chunk(0).dictionary
-    if id8:
+    values = _flat(values)
+    if _is_id8(values.type):  # hashed as 64-bit integers: cheaper than as bytes
+        ints = pc.dictionary_encode(_as_uint64(values), null_encoding="encode")
+        distinct = ints.dictionary
         distinct = pa.Array.from_buffers(
             values.type, len(distinct), distinct.buffers(), distinct.null_count, distinct.offset
         )
-    index = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.chunks]
-    return distinct, index[0] if len(index) == 1 else np.concatenate(index)
+        index = ints.indices
+    else:
+        encoded = pc.dictionary_encode(values, null_encoding="encode")
+        distinct, index = encoded.dictionary, encoded.indices
+    return distinct, index.to_numpy(zero_copy_only=False)
 
 
 def _is_id8(arrow_type) -> bool:
@@ -350,6 +343,8 @@ class CountedVocabulary:
     def codes(self, values) -> tuple[np.ndarray, np.ndarray]:
         """`(codes, index)` of a chunk's values: `codes[index[i]]` is row `i`'s code (-1 for a
         missing value), so `codes[index]` is the chunk as codes. Adds new values."""
+        pa, _, _ = pyarrow_modules()
+        values = _flat(values)
         self._type = values.type
         small = small_ints(values)
         if small is not None:  # their own codes: the chunk's "distinct values" are 0..max
