@@ -741,8 +741,8 @@ def test_key_table_keeps_codes_through_growth():
 
 @pytest.mark.parametrize("kind", ["string", "id8", "int"])
 def test_a_column_parsed_in_several_chunks_is_coded_as_one(kind):
-    # pyarrow parses a block in pieces: a chunk's column is a chunked array, coded where it
-    # lies. Codes and counts must be those of the same values in one array.
+    # pyarrow parses a block in pieces: a column can come as a chunked array. Its codes and
+    # counts must be those of the same values in one array.
     import pyarrow as pa
 
     from keras_smelu.datasets._vocabulary import CountedVocabulary, dictionary
@@ -750,17 +750,16 @@ def test_a_column_parsed_in_several_chunks_is_coded_as_one(kind):
     rng = np.random.default_rng(1)
     pieces = []
     for size in (0, 300, 1, 0, 700, 50):  # empty pieces too
-        raw = rng.integers(0, 40, size)
-        missing = rng.random(size) < 0.1
+        raw = rng.integers(0, 40, size).tolist()
+        missing = (rng.random(size) < 0.1).tolist()
         if kind == "int":
-            values = [None if m else int(v) * 1_000_003 for v, m in zip(raw, missing)]
-            pieces.append(pa.array(values, pa.int64()))
+            values, arrow_type = [v * 1_000_003 for v in raw], pa.int64()
         elif kind == "id8":
-            values = [None if m else f"{v:08x}".encode() for v, m in zip(raw, missing)]
-            pieces.append(pa.array(values, pa.binary(8)))
+            values, arrow_type = [f"{v:08x}".encode() for v in raw], pa.binary(8)
         else:
-            values = [None if m else "v" * int(v % 12) + str(v) for v, m in zip(raw, missing)]
-            pieces.append(pa.array(values, pa.string()))
+            values, arrow_type = ["v" * (v % 12) + str(v) for v in raw], pa.string()
+        values = [None if m else v for v, m in zip(values, missing, strict=True)]
+        pieces.append(pa.array(values, arrow_type))
     chunked = pa.chunked_array(pieces, type=pieces[0].type)
     whole = chunked.combine_chunks()
 
