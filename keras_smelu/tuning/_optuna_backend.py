@@ -411,8 +411,8 @@ def _worker_info() -> dict[str, Any]:
 
 def _worker_died(trial) -> bool:
     """Whether a running trial's process is known to have ended: it ran on this machine and
-    its process is gone, or it never recorded a worker within `_CLAIM_S` of its start. Other
-    machines' trials are left to Optuna's heartbeats."""
+    its process is gone, or it recorded no worker within `_CLAIM_S` of its start (on any
+    machine). Trials that other machines recorded are left to Optuna's heartbeats."""
     worker = trial.user_attrs.get(_WORKER)
     if worker is None:
         started = trial.datetime_start  # naive local time, as Optuna's storages write it
