@@ -240,8 +240,8 @@ def test_a_trial_killed_before_its_objective_ran_is_failed_and_replaced(tmp_path
     (orphan,) = [t for t in _study(storage, name).trials if t.state.name == "RUNNING"]
     assert orphan.user_attrs == {}  # nothing tells which process ran it
 
-    # Resumed at once, before the orphan is old enough to be judged dead: the run counts it as
-    # running, waits, fails it as interrupted, and runs the trial it leaves missing.
+    # Resumed at once, usually before the orphan is old enough to be judged dead: the run then
+    # counts it as running, waits, fails it as interrupted, and runs the trial it left missing.
     resumed = _cli("tune", str(job), "--storage", storage)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
